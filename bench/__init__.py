@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): speed and peak memory, never asserted in tests."""

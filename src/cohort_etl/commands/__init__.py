@@ -1,0 +1,1 @@
+"""Click subcommands of ``cohort-etl``; one module each, imported lazily by cli.py."""

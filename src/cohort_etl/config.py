@@ -1,0 +1,147 @@
+"""Connection settings: the one place that says where the CDM is and where results go.
+
+Profiles live in ``profiles.yml`` at the project root (or the file named by
+``COHORT_ETL_PROFILES``). A profile is either
+
+    type: duckdb       path: data/cdm.duckdb
+    type: postgres     url: postgresql+psycopg://user@host:5432/db
+
+plus ``cdm_schema`` (read-only source), ``results_schema`` (everything we write),
+``truth_schema`` (synthetic ground truth, demo only). The profile is chosen by
+``--profile``, else ``COHORT_ETL_PROFILE``, else the file's ``default``. Environment
+variables in values (``${VAR}`` / ``${VAR:-default}``) are expanded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cohort_etl.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def project_root() -> Path:
+    """Root of the checkout (where profiles.yml, dbt_project/ and data/ live)."""
+    override = os.environ.get("COHORT_ETL_HOME")
+    return Path(override).resolve() if override else PROJECT_ROOT
+
+
+class _ProfileBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cdm_schema: str = "cdm"
+    results_schema: str = "results"
+    truth_schema: str = "synthetic_truth"
+
+    @field_validator("cdm_schema", "results_schema", "truth_schema")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not _IDENT.match(value):
+            raise ValueError(f"schema name {value!r} must be a lower-case SQL identifier")
+        return value
+
+
+class DuckDBProfile(_ProfileBase):
+    type: Literal["duckdb"]
+    path: Path = Path("data/cdm.duckdb")
+    threads: int | None = None
+    memory_limit: str | None = None
+
+    def resolved_path(self) -> Path:
+        return self.path if self.path.is_absolute() else project_root() / self.path
+
+
+class PostgresProfile(_ProfileBase):
+    type: Literal["postgres"]
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+            raise ValueError("url must start with postgresql:// (SQLAlchemy URL)")
+        return value
+
+
+Profile = Annotated[DuckDBProfile | PostgresProfile, Field(discriminator="type")]
+
+
+class ProfilesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    default: str
+    profiles: dict[str, Profile]
+
+
+class NamedProfile(BaseModel):
+    """A resolved profile with its name."""
+
+    name: str
+    settings: DuckDBProfile | PostgresProfile
+
+    @property
+    def dialect(self) -> str:
+        return self.settings.type
+
+
+def _expand(value: object) -> object:
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            var, default = match.group(1), match.group(2)
+            got = os.environ.get(var)
+            if got is None:
+                if default is None:
+                    raise ConfigError(f"profiles: environment variable {var} is not set")
+                return default
+            return got
+
+        return _ENV.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v) for v in value]
+    return value
+
+
+def profiles_path() -> Path:
+    override = os.environ.get("COHORT_ETL_PROFILES")
+    return Path(override) if override else project_root() / "profiles.yml"
+
+
+def load_profiles(path: Path | None = None) -> ProfilesFile:
+    path = path or profiles_path()
+    if not path.exists():
+        raise ConfigError(f"{path}: profiles file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        parsed = ProfilesFile.model_validate(_expand(raw))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+    if parsed.default not in parsed.profiles:
+        raise ConfigError(f"{path}: default profile {parsed.default!r} is not defined")
+    return parsed
+
+
+def get_profile(name: str | None = None, path: Path | None = None) -> NamedProfile:
+    """The profile called ``name`` (else $COHORT_ETL_PROFILE, else the file's default)."""
+    profiles = load_profiles(path)
+    chosen = name or os.environ.get("COHORT_ETL_PROFILE") or profiles.default
+    if chosen not in profiles.profiles:
+        known = ", ".join(sorted(profiles.profiles))
+        raise ConfigError(f"unknown profile {chosen!r}; defined profiles: {known}")
+    return NamedProfile(name=chosen, settings=profiles.profiles[chosen])

@@ -1,0 +1,251 @@
+"""One small interface over the two embedded/served databases.
+
+DuckDB is used through its own Python API (fast Arrow in/out); PostgreSQL through a
+SQLAlchemy engine on psycopg 3, with COPY for bulk loads. Everything above this module
+speaks SQL strings, Arrow tables and pandas frames, never a driver.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from cohort_etl.config import DuckDBProfile, NamedProfile, PostgresProfile
+from cohort_etl.errors import ConnectionFailed, TargetNotEmpty
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Database:
+    """A connection to the CDM database of a profile."""
+
+    dialect: str
+
+    def __init__(self, profile: NamedProfile) -> None:
+        self.profile = profile
+
+    # --- to be provided per dialect -------------------------------------------------
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        raise NotImplementedError
+
+    def query_df(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def query_arrow(self, sql: str) -> pa.Table:
+        raise NotImplementedError
+
+    def insert_arrow(self, schema: str, table: str, data: pa.Table) -> None:
+        """Append ``data`` to an existing table, matching columns by name."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # --- shared ---------------------------------------------------------------------
+    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        frame = self.query_df(sql, params)
+        return None if frame.empty else frame.iat[0, 0]
+
+    def schema_exists(self, schema: str) -> bool:
+        n = self.scalar(
+            "select count(*) from information_schema.schemata where schema_name = ?"
+            if self.dialect == "duckdb"
+            else "select count(*) from information_schema.schemata where schema_name = %s",
+            [schema],
+        )
+        return bool(n)
+
+    def tables(self, schema: str) -> list[str]:
+        ph = "?" if self.dialect == "duckdb" else "%s"
+        frame = self.query_df(
+            "select table_name from information_schema.tables "
+            f"where table_schema = {ph} order by table_name",
+            [schema],
+        )
+        return [str(t) for t in frame["table_name"]]
+
+    def columns(self, schema: str, table: str) -> dict[str, str]:
+        """Column name -> data type (as information_schema reports it), in order."""
+        ph = "?" if self.dialect == "duckdb" else "%s"
+        frame = self.query_df(
+            "select column_name, data_type from information_schema.columns "
+            f"where table_schema = {ph} and table_name = {ph} order by ordinal_position",
+            [schema, table],
+        )
+        return dict(zip(frame["column_name"].astype(str), frame["data_type"].astype(str), strict=True))
+
+    def create_schema(self, schema: str, replace: bool = False) -> None:
+        """Create ``schema``; refuse if it already holds tables unless ``replace``."""
+        existing = self.tables(schema) if self.schema_exists(schema) else []
+        if existing and not replace:
+            raise TargetNotEmpty(
+                f"schema {schema!r} already holds {len(existing)} tables "
+                f"({', '.join(existing[:4])}{', ...' if len(existing) > 4 else ''}); "
+                "pass --replace to overwrite it"
+            )
+        if existing:
+            self.drop_schema(schema)
+        self.execute(f"create schema if not exists {quote_ident(schema)}")
+
+    def drop_schema(self, schema: str) -> None:
+        self.execute(f"drop schema if exists {quote_ident(schema)} cascade")
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DuckDBDatabase(Database):
+    dialect = "duckdb"
+
+    def __init__(self, profile: NamedProfile, read_only: bool = False) -> None:
+        super().__init__(profile)
+        import duckdb
+
+        settings = profile.settings
+        assert isinstance(settings, DuckDBProfile)
+        path = settings.resolved_path()
+        if read_only and not path.exists():
+            raise ConnectionFailed(f"DuckDB file {path} does not exist (profile {profile.name!r})")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {}
+        if settings.threads:
+            config["threads"] = settings.threads
+        if settings.memory_limit:
+            config["memory_limit"] = settings.memory_limit
+        try:
+            self.con = duckdb.connect(str(path), read_only=read_only, config=config)
+        except duckdb.Error as exc:
+            raise ConnectionFailed(f"cannot open DuckDB file {path}: {exc}") from None
+        self.path = path
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self.con.execute(sql, params or [])
+
+    def query_df(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        return self.con.execute(sql, params or []).df()
+
+    def query_arrow(self, sql: str) -> pa.Table:
+        return self.con.execute(sql).to_arrow_table()
+
+    def insert_arrow(self, schema: str, table: str, data: pa.Table) -> None:
+        cols = ", ".join(quote_ident(c) for c in data.column_names)
+        self.con.register("__cohort_etl_insert", data)
+        try:
+            self.con.execute(
+                f"insert into {quote_ident(schema)}.{quote_ident(table)} ({cols}) "
+                f"select {cols} from __cohort_etl_insert"
+            )
+        finally:
+            self.con.unregister("__cohort_etl_insert")
+
+    def close(self) -> None:
+        self.con.close()
+
+
+class PostgresDatabase(Database):
+    dialect = "postgres"
+
+    def __init__(self, profile: NamedProfile, create_database: bool = True) -> None:
+        super().__init__(profile)
+        import sqlalchemy as sa
+
+        settings = profile.settings
+        assert isinstance(settings, PostgresProfile)
+        url = sa.engine.make_url(settings.url).set(drivername="postgresql+psycopg")
+        self.url = url
+        if create_database:
+            _ensure_pg_database(url)
+        self.engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        try:
+            self.raw = self.engine.raw_connection()
+        except sa.exc.OperationalError as exc:
+            first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise ConnectionFailed(
+                f"cannot connect to PostgreSQL {url.render_as_string(hide_password=True)} "
+                f"(profile {profile.name!r}): {first}"
+            ) from None
+        self.raw.autocommit = True  # type: ignore[attr-defined]
+
+    def _cursor(self) -> Any:
+        return self.raw.cursor()
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        with self._cursor() as cur:
+            cur.execute(sql, params or None)
+
+    def query_df(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        with self._cursor() as cur:
+            cur.execute(sql, params or None)
+            names = [d[0] for d in cur.description] if cur.description else []
+            rows = cur.fetchall() if cur.description else []
+        return pd.DataFrame.from_records(rows, columns=names)
+
+    def query_arrow(self, sql: str) -> pa.Table:
+        return pa.Table.from_pandas(self.query_df(sql), preserve_index=False)
+
+    def insert_arrow(self, schema: str, table: str, data: pa.Table) -> None:
+        cols = ", ".join(quote_ident(c) for c in data.column_names)
+        target = f"{quote_ident(schema)}.{quote_ident(table)}"
+        with self._cursor() as cur:
+            for batch in data.to_batches(max_chunksize=500_000):
+                buffer = io.BytesIO()
+                pacsv.write_csv(
+                    pa.Table.from_batches([batch]),
+                    buffer,
+                    write_options=pacsv.WriteOptions(include_header=False, quoting_style="needed"),
+                )
+                with cur.copy(f"copy {target} ({cols}) from stdin (format csv)") as copy:
+                    copy.write(buffer.getvalue())
+
+    def close(self) -> None:
+        self.raw.close()
+        self.engine.dispose()
+
+
+def _ensure_pg_database(url: Any) -> None:
+    """Create the profile's database if the server is up and it does not exist yet."""
+    import psycopg
+
+    target = url.database
+    if not target:
+        return
+    admin = url.set(drivername="postgresql", database="postgres")
+    try:
+        with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as con:
+            exists = con.execute(
+                "select 1 from pg_database where datname = %s", [target]
+            ).fetchone()
+            if not exists:
+                con.execute(f"create database {quote_ident(target)}")
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ConnectionFailed(
+            f"cannot connect to PostgreSQL at {url.host}:{url.port or 5432}: {first}"
+        ) from None
+
+
+def connect(profile: NamedProfile, read_only: bool = False) -> Database:
+    """Open the profile's database."""
+    if isinstance(profile.settings, DuckDBProfile):
+        return DuckDBDatabase(profile, read_only=read_only)
+    return PostgresDatabase(profile)
+
+
+@contextmanager
+def connected(profile: NamedProfile, read_only: bool = False) -> Iterator[Database]:
+    db = connect(profile, read_only=read_only)
+    try:
+        yield db
+    finally:
+        db.close()
