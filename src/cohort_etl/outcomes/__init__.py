@@ -1,0 +1,1 @@
+"""Outcome statistics: Kaplan-Meier, log-rank, Cox, binary outcomes, competing risks."""
