@@ -1,0 +1,140 @@
+"""The concept set registry (``concept_sets/registry.csv``) and loading every set it lists.
+
+Columns: ``id, name, file, status, description, owner, created, modified, replaces``.
+``name`` is the stable handle the dbt models use (``concept_set_name``); ``file`` is the
+Circe JSON beside the registry. Every JSON file in the folder must be registered and every
+registered file must exist.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from cohort_etl.concept_sets.models import ConceptSetExpression, load_expression
+from cohort_etl.config import project_root
+from cohort_etl.errors import SpecError
+
+REGISTRY_COLUMNS = (
+    "id",
+    "name",
+    "file",
+    "status",
+    "description",
+    "owner",
+    "created",
+    "modified",
+    "replaces",
+)
+STATUSES = ("draft", "accepted", "deprecated")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def default_folder() -> Path:
+    """``concept_sets/`` at the project root."""
+    return project_root() / "concept_sets"
+
+
+class RegistryEntry(BaseModel):
+    """One row of the registry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str
+    file: str
+    status: str
+    description: str
+    owner: str
+    created: date
+    modified: date
+    replaces: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be a lower-case identifier (letters, digits, _)")
+        return value
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, value: str) -> str:
+        if value not in STATUSES:
+            raise ValueError(f"must be one of {', '.join(STATUSES)}")
+        return value
+
+
+@dataclass(frozen=True)
+class ConceptSet:
+    """A registered concept set: its registry entry, file and parsed expression."""
+
+    entry: RegistryEntry
+    path: Path
+    expression: ConceptSetExpression
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+
+def load_registry(folder: Path | None = None) -> list[RegistryEntry]:
+    """Parse ``registry.csv``; errors name the file, row and column."""
+    folder = folder or default_folder()
+    path = folder / "registry.csv"
+    if not path.exists():
+        raise SpecError(f"{path}: concept set registry not found")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in REGISTRY_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise SpecError(f"{path}: missing column(s) {', '.join(missing)}")
+        entries: list[RegistryEntry] = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                entries.append(RegistryEntry.model_validate(row))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                col = ".".join(str(p) for p in first["loc"])
+                raise SpecError(f"{path}: line {line}: column {col}: {first['msg']}") from None
+    seen: dict[str, str] = {}
+    for entry in entries:
+        for key in (f"id {entry.id}", f"name {entry.name}", f"file {entry.file}"):
+            if key in seen:
+                raise SpecError(f"{path}: duplicate {key}")
+            seen[key] = key
+    return entries
+
+
+def load_concept_sets(
+    folder: Path | None = None, names: list[str] | None = None
+) -> list[ConceptSet]:
+    """Every registered concept set (or the ``names`` given), parsed and validated."""
+    folder = folder or default_folder()
+    entries = load_registry(folder)
+    registered = {entry.file for entry in entries}
+    stray = sorted(p.name for p in folder.glob("*.json") if p.name not in registered)
+    if stray:
+        raise SpecError(
+            f"{folder / 'registry.csv'}: concept set file(s) not registered: {', '.join(stray)}"
+        )
+    if names:
+        known = {entry.name for entry in entries}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise SpecError(
+                f"unknown concept set {', '.join(unknown)}; registered: {', '.join(sorted(known))}"
+            )
+        entries = [entry for entry in entries if entry.name in names]
+    sets = []
+    for entry in entries:
+        path = folder / entry.file
+        if not path.exists():
+            raise SpecError(f"{folder / 'registry.csv'}: {entry.name}: file {entry.file} not found")
+        sets.append(ConceptSet(entry=entry, path=path, expression=load_expression(path)))
+    return sets
