@@ -1,0 +1,1 @@
+"""Study specs (YAML, pydantic) and the runner that executes them on analysis marts."""
