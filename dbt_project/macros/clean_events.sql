@@ -1,0 +1,72 @@
+{#- Cleaning rules shared by every CDM event staging view (documented in
+    models/staging/_staging.yml):
+      1. a row with concept_id 0 is kept only when it carries a source concept (its source
+         code can still match a concept set through *_source_concept_id);
+      2. events starting outside every observation period of the person are dropped;
+      3. events starting more than var('death_grace_days') after death are dropped;
+      4. exact duplicates (all columns equal except the row id) keep the lowest row id. -#}
+{% macro clean_events(table, id_col, concept_col, source_col, start_col, end_col, type_col, extra_cols=[]) %}
+with source as (
+    select * from {{ source('cdm', table) }}
+),
+
+renamed as (
+    select
+        {{ id_col }} as event_id,
+        person_id,
+        {{ concept_col }} as concept_id,
+        coalesce({{ source_col }}, 0) as source_concept_id,
+        {{ start_col }} as start_date,
+        coalesce({{ end_col }}, {{ start_col }}) as end_date,
+        {{ type_col }} as type_concept_id
+        {%- for col in extra_cols %},
+        {{ col }}
+        {%- endfor %}
+    from source
+),
+
+coded as (
+    select * from renamed
+    where concept_id <> 0 or source_concept_id <> 0
+),
+
+in_observation as (
+    select coded.*
+    from coded
+    where exists (
+        select 1
+        from {{ ref('stg_cdm__observation_period') }} as observation_period
+        where observation_period.person_id = coded.person_id
+          and coded.start_date >= observation_period.observation_period_start_date
+          and coded.start_date <= observation_period.observation_period_end_date
+    )
+),
+
+before_death as (
+    select in_observation.*
+    from in_observation
+    left join {{ ref('stg_cdm__death') }} as death
+        on death.person_id = in_observation.person_id
+    where death.death_date is null
+       or in_observation.start_date <= {{ add_days('death.death_date', var('death_grace_days')) }}
+),
+
+deduplicated as (
+    select
+        before_death.*,
+        row_number() over (
+            partition by person_id, concept_id, source_concept_id, start_date, end_date,
+                type_concept_id{% for col in extra_cols %}, {{ col }}{% endfor %}
+            order by event_id
+        ) as duplicate_rank
+    from before_death
+)
+
+select
+    event_id, person_id, concept_id, source_concept_id, start_date, end_date, type_concept_id
+    {%- for col in extra_cols %},
+    {{ col }}
+    {%- endfor %}
+from deduplicated
+where duplicate_rank = 1
+{% endmacro %}

@@ -1,0 +1,31 @@
+{#- Portable date helpers. Dates become integer day numbers (days since 1970-01-01) where
+    the time logic needs arithmetic: integer comparisons are identical on every warehouse.
+    Dialect-specific pieces go through adapter.dispatch (default__ + per-adapter). -#}
+
+{% macro day_number(date_expr) -%}
+    {{ return(adapter.dispatch('day_number', 'cohort_etl')(date_expr)) }}
+{%- endmacro %}
+
+{% macro default__day_number(date_expr) -%}
+    {{ dbt.datediff("cast('1970-01-01' as date)", date_expr, 'day') }}
+{%- endmacro %}
+
+{% macro day_to_date(day_expr) -%}
+    {{ return(adapter.dispatch('day_to_date', 'cohort_etl')(day_expr)) }}
+{%- endmacro %}
+
+{% macro default__day_to_date(day_expr) -%}
+    cast({{ dbt.dateadd('day', day_expr, "cast('1970-01-01' as date)") }} as date)
+{%- endmacro %}
+
+{% macro add_days(date_expr, days) -%}
+    cast({{ dbt.dateadd('day', days, date_expr) }} as date)
+{%- endmacro %}
+
+{% macro year_of(date_expr) -%}
+    {{ return(adapter.dispatch('year_of', 'cohort_etl')(date_expr)) }}
+{%- endmacro %}
+
+{% macro default__year_of(date_expr) -%}
+    cast(extract(year from {{ date_expr }}) as integer)
+{%- endmacro %}

@@ -1,0 +1,392 @@
+"""Run the dbt project for a cohort-etl profile.
+
+A :class:`~cohort_etl.config.NamedProfile` is mapped to the environment variables that
+``dbt_project/profiles.yml`` and the ``cdm`` source read (``COHORT_ETL_DBT_*``); dbt runs as
+a subprocess of the virtualenv's ``dbt`` with ``--profiles-dir dbt_project`` and anonymous
+usage statistics off. Before dbt starts, the CDM is checked (required tables and columns,
+a non-empty vocabulary) and the concept set JSON is compiled into the generated seed.
+``run_results.json`` is parsed into a :class:`BuildResult`; any failing model or test is a
+:class:`~cohort_etl.errors.BuildError` naming it.
+
+Examples
+--------
+>>> from cohort_etl.config import get_profile
+>>> from cohort_etl.dbt_runner import DbtBuild
+>>> result = DbtBuild(get_profile("duckdb")).run()  # doctest: +SKIP
+>>> result.model_execution_seconds  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cohort_etl.concept_sets.compile import compile_seed
+from cohort_etl.concept_sets.registry import load_concept_sets
+from cohort_etl.config import DuckDBProfile, NamedProfile, PostgresProfile, project_root
+from cohort_etl.db import connected
+from cohort_etl.errors import BuildError, ConfigError, InputDataError
+
+log = logging.getLogger("cohort_etl.build")
+
+#: CDM tables and the columns the dbt sources read. A missing one stops the build.
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "person": (
+        "person_id",
+        "gender_concept_id",
+        "year_of_birth",
+        "month_of_birth",
+        "race_concept_id",
+        "ethnicity_concept_id",
+    ),
+    "observation_period": (
+        "observation_period_id",
+        "person_id",
+        "observation_period_start_date",
+        "observation_period_end_date",
+    ),
+    "death": ("person_id", "death_date"),
+    "condition_occurrence": (
+        "condition_occurrence_id",
+        "person_id",
+        "condition_concept_id",
+        "condition_source_concept_id",
+        "condition_start_date",
+        "condition_end_date",
+        "condition_type_concept_id",
+    ),
+    "drug_exposure": (
+        "drug_exposure_id",
+        "person_id",
+        "drug_concept_id",
+        "drug_source_concept_id",
+        "drug_exposure_start_date",
+        "drug_exposure_end_date",
+        "drug_type_concept_id",
+    ),
+    "procedure_occurrence": (
+        "procedure_occurrence_id",
+        "person_id",
+        "procedure_concept_id",
+        "procedure_source_concept_id",
+        "procedure_date",
+        "procedure_end_date",
+        "procedure_type_concept_id",
+    ),
+    "measurement": (
+        "measurement_id",
+        "person_id",
+        "measurement_concept_id",
+        "measurement_source_concept_id",
+        "measurement_date",
+        "measurement_type_concept_id",
+        "value_as_number",
+        "value_as_concept_id",
+    ),
+    "observation": (
+        "observation_id",
+        "person_id",
+        "observation_concept_id",
+        "observation_source_concept_id",
+        "observation_date",
+        "observation_type_concept_id",
+        "value_as_number",
+        "value_as_concept_id",
+    ),
+    "concept": (
+        "concept_id",
+        "concept_name",
+        "domain_id",
+        "vocabulary_id",
+        "concept_class_id",
+        "standard_concept",
+        "concept_code",
+        "invalid_reason",
+    ),
+    "concept_ancestor": (
+        "ancestor_concept_id",
+        "descendant_concept_id",
+        "min_levels_of_separation",
+        "max_levels_of_separation",
+    ),
+    "concept_relationship": ("concept_id_1", "concept_id_2", "relationship_id", "invalid_reason"),
+}
+
+#: Cohort tables whose emptiness is reported as a warning after a build.
+COHORT_DEFINITIONS_TABLE = "cohort_definition"
+
+
+def dbt_project_dir() -> Path:
+    """``dbt_project/`` at the project root."""
+    return project_root() / "dbt_project"
+
+
+def dbt_executable() -> str:
+    """The ``dbt`` next to the running interpreter (the project's virtualenv), else PATH."""
+    beside = Path(sys.executable).parent / "dbt"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("dbt")
+    if not found:
+        raise BuildError("dbt is not installed in this environment (pip install -e .)")
+    return found
+
+
+def dbt_env(profile: NamedProfile, threads: int | None = None) -> dict[str, str]:
+    """The ``COHORT_ETL_DBT_*`` variables ``dbt_project/profiles.yml`` reads for ``profile``."""
+    settings = profile.settings
+    env = {
+        "COHORT_ETL_DBT_TYPE": settings.type,
+        "COHORT_ETL_DBT_CDM_SCHEMA": settings.cdm_schema,
+        "COHORT_ETL_DBT_RESULTS_SCHEMA": settings.results_schema,
+        "COHORT_ETL_DBT_THREADS": str(threads or 2),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DO_NOT_TRACK": "1",
+    }
+    if isinstance(settings, DuckDBProfile):
+        env["COHORT_ETL_DBT_DUCKDB_PATH"] = str(settings.resolved_path())
+    elif isinstance(settings, PostgresProfile):
+        import sqlalchemy as sa
+
+        url = sa.engine.make_url(settings.url)
+        env.update(
+            {
+                "COHORT_ETL_DBT_PG_HOST": url.host or "127.0.0.1",
+                "COHORT_ETL_DBT_PG_PORT": str(url.port or 5432),
+                "COHORT_ETL_DBT_PG_USER": url.username or "postgres",
+                "COHORT_ETL_DBT_PG_PASSWORD": url.password or "",
+                "COHORT_ETL_DBT_PG_DBNAME": url.database or "postgres",
+            }
+        )
+    else:  # pragma: no cover - the profile union has two members
+        raise ConfigError(f"profile {profile.name!r}: unsupported type {settings.type!r}")
+    return env
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """One dbt node (model, seed, data or unit test) from ``run_results.json``."""
+
+    unique_id: str
+    resource_type: str
+    name: str
+    status: str
+    execution_time: float
+    message: str | None
+    failures: int | None
+
+
+@dataclass
+class BuildResult:
+    """What a dbt build did: per-node results, wall time, warnings."""
+
+    success: bool
+    wall_seconds: float
+    nodes: list[NodeResult]
+    warnings: list[str] = field(default_factory=list)
+    run_results_path: Path | None = None
+
+    @property
+    def model_execution_seconds(self) -> float:
+        """Sum of the models' execution times (dbt's run results)."""
+        return sum(n.execution_time for n in self.nodes if n.resource_type == "model")
+
+    def count(self, resource_type: str, status: str | None = None) -> int:
+        """How many nodes of ``resource_type`` (model, seed, test, unit_test) [with status]."""
+        return sum(
+            1
+            for n in self.nodes
+            if n.resource_type == resource_type and (status is None or n.status == status)
+        )
+
+
+def parse_run_results(path: Path) -> list[NodeResult]:
+    """Parse dbt's ``run_results.json``."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BuildError(f"{path}: cannot read dbt run results: {exc}") from None
+    nodes = []
+    for row in data.get("results", []):
+        unique_id = str(row["unique_id"])
+        parts = unique_id.split(".")
+        resource_type = parts[0]
+        nodes.append(
+            NodeResult(
+                unique_id=unique_id,
+                resource_type=resource_type,
+                name=parts[-1] if resource_type != "unit_test" else ".".join(parts[-2:]),
+                status=str(row.get("status")),
+                execution_time=float(row.get("execution_time") or 0.0),
+                message=row.get("message"),
+                failures=row.get("failures"),
+            )
+        )
+    return nodes
+
+
+def check_cdm(profile: NamedProfile) -> None:
+    """Stop early, naming the table/column, if the CDM cannot support a meaningful build."""
+    schema = profile.settings.cdm_schema
+    with connected(profile) as db:
+        if not db.schema_exists(schema):
+            raise InputDataError(f"CDM schema {schema!r} does not exist (profile {profile.name!r})")
+        present = set(db.tables(schema))
+        for table, needed in REQUIRED_COLUMNS.items():
+            if table not in present:
+                raise InputDataError(f"CDM table {schema}.{table} is missing")
+            have = set(db.columns(schema, table))
+            missing = [c for c in needed if c not in have]
+            if missing:
+                raise InputDataError(
+                    f"CDM table {schema}.{table} lacks column(s) {', '.join(missing)}"
+                )
+        n_concepts = db.scalar(f"select count(*) from {schema}.concept")
+        if not n_concepts:
+            raise InputDataError(
+                f"CDM vocabulary table {schema}.concept is empty: concept sets cannot resolve"
+            )
+
+
+class DbtBuild:
+    """Build the cohorts and marts for one profile.
+
+    Parameters
+    ----------
+    profile : NamedProfile
+        Where the CDM is and where results go.
+    select : str, optional
+        A dbt selection (``--select``); default everything.
+    threads : int, optional
+        dbt threads (default 2).
+    target_dir : Path, optional
+        dbt target path (default ``dbt_project/target/<profile name>``).
+    concept_sets_dir : Path, optional
+        Folder with the concept set JSON and registry (default ``concept_sets/``).
+    command : str
+        ``build`` (seeds, models, data and unit tests), ``run`` (seeds and models only) or
+        ``test`` (tests only, on an existing build).
+    """
+
+    def __init__(
+        self,
+        profile: NamedProfile,
+        select: str | None = None,
+        threads: int | None = None,
+        target_dir: Path | None = None,
+        concept_sets_dir: Path | None = None,
+        command: str = "build",
+    ) -> None:
+        self.profile = profile
+        self.select = select
+        self.threads = threads
+        self.target_dir = target_dir
+        self.concept_sets_dir = concept_sets_dir
+        self.command = command
+
+    def _target(self) -> Path:
+        return self.target_dir or dbt_project_dir() / "target" / self.profile.name
+
+    def compile_concept_sets(self) -> Path:
+        """Write the generated seed from the concept set JSON."""
+        sets = load_concept_sets(self.concept_sets_dir)
+        return compile_seed(sets, dbt_project_dir() / "seeds")
+
+    def run(self) -> BuildResult:
+        """Check the CDM, compile concept sets, run dbt; raise BuildError on any failure."""
+        if self.command not in ("build", "run", "test"):
+            raise ConfigError(f"unknown dbt command {self.command!r}")
+        check_cdm(self.profile)
+        self.compile_concept_sets()
+        target = self._target()
+        run_results = target / "run_results.json"
+        if run_results.exists():
+            run_results.unlink()
+        args = [
+            dbt_executable(),
+            "test" if self.command == "test" else "build",
+            "--project-dir",
+            str(dbt_project_dir()),
+            "--profiles-dir",
+            str(dbt_project_dir()),
+            "--target-path",
+            str(target),
+            "--log-path",
+            str(target / "logs"),
+        ]
+        if self.command == "run":
+            args += ["--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"]
+        if self.select:
+            args += ["--select", self.select]
+        env = {**os.environ, **dbt_env(self.profile, self.threads)}
+        log.info("dbt %s for profile %s", self.command, self.profile.name)
+        start = time.perf_counter()
+        proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - start
+        if not run_results.exists():
+            raise BuildError(f"dbt {self.command} did not run: {_last_error_line(proc.stdout)}")
+        nodes = parse_run_results(run_results)
+        failed = [n for n in nodes if n.status in ("error", "fail", "runtime error")]
+        warnings = [
+            f"{n.resource_type} {n.name}: {n.message or 'warning'}"
+            for n in nodes
+            if n.status == "warn"
+        ]
+        for warning in warnings:
+            log.warning("%s", warning)
+        if failed or proc.returncode != 0:
+            if not failed:
+                raise BuildError(f"dbt {self.command} failed: {_last_error_line(proc.stdout)}")
+            first = failed[0]
+            detail = (first.message or "").strip().splitlines()
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            raise BuildError(
+                f"dbt {first.resource_type} {first.name} failed"
+                f"{': ' + detail[0] if detail else ''}{more}"
+            )
+        result = BuildResult(
+            success=True, wall_seconds=wall, nodes=nodes, warnings=warnings, run_results_path=run_results
+        )
+        result.warnings += self._empty_cohort_warnings()
+        return result
+
+    def _empty_cohort_warnings(self) -> list[str]:
+        """A warning per cohort definition with zero persons (the build itself is valid)."""
+        if self.command == "test":
+            return []
+        schema = self.profile.settings.results_schema
+        out: list[str] = []
+        with connected(self.profile) as db:
+            if COHORT_DEFINITIONS_TABLE not in db.tables(schema):
+                return out
+            frame = db.query_df(
+                f"select d.cohort_definition_name, count(c.subject_id) as n "
+                f"from {schema}.cohort_definition d left join {schema}.cohort c "
+                f"on c.cohort_definition_id = d.cohort_definition_id "
+                f"group by d.cohort_definition_name order by d.cohort_definition_name"
+            )
+        for name, n in zip(frame["cohort_definition_name"], frame["n"], strict=True):
+            if int(n) == 0:
+                message = f"cohort {name} has zero persons"
+                log.warning("%s", message)
+                out.append(message)
+        return out
+
+
+def _last_error_line(stdout: str) -> str:
+    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or ["no output"])[-1]
+
+
+def build(profile: NamedProfile, **kwargs: Any) -> BuildResult:
+    """Shortcut: ``DbtBuild(profile, **kwargs).run()``."""
+    return DbtBuild(profile, **kwargs).run()
