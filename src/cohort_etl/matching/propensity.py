@@ -1,0 +1,458 @@
+"""Propensity-score model: logistic regression, unpenalized or L1 with cross-validation.
+
+Unpenalized fits use iteratively reweighted least squares (Newton-Raphson), started like
+R's ``glm.fit`` (``mu = (y + 0.5) / 2``) and iterated until both the deviance and the
+coefficients stop moving, so the estimates agree with ``glm(family = binomial)`` to the
+precision R itself reaches. Columns are centred and scaled internally for numerical
+stability; coefficients are reported on the original scale.
+
+The L1 option minimises ``-loglik / n + lambda * sum(|beta_j|)`` over standardized
+covariates (intercept unpenalized) by coordinate descent on the IRLS quadratic
+approximation (the glmnet scheme). ``lambda`` is chosen by k-fold cross-validation on the
+held-out binomial deviance (folds stratified by treatment, seeded), scanning a geometric
+path from the smallest lambda that zeroes every coefficient down to ``1e-3`` of it. This
+approximates what OHDSI CohortMethod does with Cyclops (a Laplace prior whose variance is
+chosen by cross-validation); it is not numerically identical to Cyclops, which penalizes
+unstandardized covariates and searches the prior variance differently.
+
+Diagnostics: AUC (Mann-Whitney), the preference score of Walker et al. (2013),
+``ln(F / (1 - F)) = ln(S / (1 - S)) - ln(P / (1 - P))`` with ``P`` the treated share, and
+the equipoise share (preference score within [0.3, 0.7]).
+
+Perfect or quasi-complete separation (the Newton iterations diverge, or fitted
+probabilities reach 0 or 1) raises :class:`~cohort_etl.errors.NotEstimable` naming the
+covariates with the largest standardized coefficients, or, with
+``on_separation="penalize"``, falls back to a ridge fit (``lambda = 1 / n`` per
+observation, i.e. a standard-normal prior on each standardized coefficient), recorded in
+``method_`` and in the warnings.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+from scipy.stats import rankdata
+
+from cohort_etl.errors import InputDataError, NotEstimable
+from cohort_etl.matching.design import CovariateInfo, build_design, treatment_vector
+
+#: |standardized coefficient| above which a covariate is flagged as nearly determining
+#: treatment (a 1-SD change multiplies the odds by more than e^5 ~ 150).
+STRONG_COEF = 5.0
+#: Fitted probabilities closer than this to 0 or 1 count as separation (as R's glm.fit).
+PROB_EPS = 10 * np.finfo(float).eps
+
+
+class PropensityWarning(UserWarning):
+    """A covariate nearly determines treatment, or a fallback fit was used."""
+
+
+@dataclass(frozen=True)
+class PropensityDiagnostics:
+    """Model diagnostics.
+
+    Attributes
+    ----------
+    auc
+        Area under the ROC curve of the PS for treatment (c-statistic).
+    equipoise
+        Share of persons with preference score in [0.3, 0.7].
+    treated_share
+        Proportion treated, ``P`` in the preference score.
+    warnings
+        Messages about near-determining covariates or fallbacks (also issued as
+        :class:`PropensityWarning`).
+    """
+
+    auc: float
+    equipoise: float
+    treated_share: float
+    warnings: tuple[str, ...]
+
+
+def auc_score(treat: np.ndarray, score: np.ndarray) -> float:
+    """AUC of ``score`` for ``treat`` (0/1) by the Mann-Whitney statistic, ties counted 1/2."""
+    n1 = int(treat.sum())
+    n0 = len(treat) - n1
+    if n1 == 0 or n0 == 0:
+        raise NotEstimable("AUC needs both treated and control persons")
+    ranks = rankdata(score)
+    return float((ranks[treat == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def preference_score(ps: np.ndarray, treated_share: float) -> np.ndarray:
+    """Walker et al. preference score: logit F = logit S - logit P."""
+    with np.errstate(divide="ignore"):
+        logit_s = np.log(ps) - np.log1p(-ps)
+    return np.asarray(expit(logit_s - np.log(treated_share / (1 - treated_share))))
+
+
+def _deviance(y: np.ndarray, eta: np.ndarray) -> float:
+    # -2 loglik of a Bernoulli model, computed stably from the linear predictor.
+    return float(2.0 * np.sum(np.logaddexp(0.0, eta) - y * eta))
+
+
+def _standardize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    center = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    return (x - center) / scale, center, scale
+
+
+@dataclass
+class _Fit:
+    b0: float
+    beta: np.ndarray
+    converged: bool
+    n_iter: int
+
+
+def _irls(xs: np.ndarray, y: np.ndarray, ridge: float, max_iter: int, tol: float) -> _Fit:
+    """Newton-Raphson on standardized ``xs`` (intercept separate), optional L2 penalty."""
+    n, p = xs.shape
+    design = np.hstack([np.ones((n, 1)), xs])
+    penalty = np.full(p + 1, ridge)
+    penalty[0] = 0.0
+    mu = (y + 0.5) / 2.0
+    eta = np.log(mu / (1 - mu))
+    coef = np.zeros(p + 1)
+    dev_old = np.inf
+    converged = False
+    it = 0
+    while it < max_iter:
+        it += 1
+        mu = expit(eta)
+        w = mu * (1 - mu)
+        z = eta + (y - mu) / w
+        xtw = design.T * w
+        new = np.linalg.solve(xtw @ design + np.diag(penalty), xtw @ z)
+        eta_new = design @ new
+        dev = _deviance(y, eta_new) + ridge * float(new[1:] @ new[1:])
+        halvings = 0
+        while (not np.isfinite(dev) or dev > dev_old + 1e-9 * abs(dev_old)) and halvings < 30:
+            new = (new + coef) / 2
+            eta_new = design @ new
+            dev = _deviance(y, eta_new) + ridge * float(new[1:] @ new[1:])
+            halvings += 1
+        step = float(np.max(np.abs(new - coef)))
+        coef, eta = new, eta_new
+        if abs(dev - dev_old) / (abs(dev) + 0.1) < tol and step < 1e-7:
+            converged = True
+            break
+        dev_old = dev
+    return _Fit(float(coef[0]), coef[1:].copy(), converged, it)
+
+
+def _soft(x: float, t: float) -> float:
+    return float(np.sign(x) * max(abs(x) - t, 0.0))
+
+
+def _l1_fit(
+    xs: np.ndarray,
+    y: np.ndarray,
+    lam: float,
+    start: _Fit | None,
+    max_outer: int = 100,
+    max_inner: int = 500,
+    tol: float = 1e-8,
+) -> _Fit:
+    """Coordinate descent for L1-penalized logistic regression (glmnet objective)."""
+    n, p = xs.shape
+    b0 = start.b0 if start else float(np.log(y.mean() / (1 - y.mean())))
+    beta = start.beta.copy() if start else np.zeros(p)
+    converged = False
+    outer = 0
+    while outer < max_outer:
+        outer += 1
+        eta = b0 + xs @ beta
+        mu = expit(eta)
+        w = np.maximum(mu * (1 - mu), 1e-5)
+        z = eta + (y - mu) / w
+        resid = z - eta
+        xw2 = (xs * xs).T @ w / n
+        beta_prev = beta.copy()
+        b0_prev = b0
+        for _ in range(max_inner):
+            delta0 = float(w @ resid / w.sum())
+            b0 += delta0
+            resid -= delta0
+            max_change = abs(delta0)
+            for j in range(p):
+                if xw2[j] == 0:
+                    continue
+                old = beta[j]
+                grad = float((xs[:, j] * w) @ resid) / n + old * xw2[j]
+                beta[j] = _soft(grad, lam) / xw2[j]
+                if beta[j] != old:
+                    resid -= xs[:, j] * (beta[j] - old)
+                    max_change = max(max_change, abs(beta[j] - old))
+            if max_change < tol:
+                break
+        if max(abs(b0 - b0_prev), float(np.max(np.abs(beta - beta_prev), initial=0.0))) < 1e-7:
+            converged = True
+            break
+    return _Fit(b0, beta, converged, outer)
+
+
+def _lambda_path(xs: np.ndarray, y: np.ndarray, n_lambdas: int) -> np.ndarray:
+    lam_max = float(np.max(np.abs(xs.T @ (y - y.mean())), initial=0.0)) / len(y)
+    if lam_max <= 0:
+        return np.array([0.0])
+    return np.asarray(lam_max * np.logspace(0, -3, n_lambdas))
+
+
+def _stratified_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(y), dtype=np.int64)
+    for arm in (0, 1):
+        idx = np.flatnonzero(y == arm)
+        idx = idx[rng.permutation(len(idx))]
+        fold[idx] = np.arange(len(idx)) % k
+    return fold
+
+
+class PropensityModel:
+    """Logistic-regression propensity score model.
+
+    Parameters
+    ----------
+    covariates
+        Columns of the data used as covariates (numeric kept, categorical expanded with
+        the first sorted level as reference).
+    categorical
+        Numeric columns to treat as categorical anyway.
+    penalty
+        ``"none"`` (maximum likelihood, as R ``glm``) or ``"l1"`` (lasso; lambda by
+        cross-validation unless ``l1_lambda`` is given).
+    n_folds
+        Folds for cross-validation of lambda.
+    n_lambdas
+        Length of the lambda path scanned by cross-validation.
+    l1_lambda
+        Fixed lambda (per-observation scale, standardized covariates); skips CV.
+    seed
+        Seed of the fold assignment.
+    on_separation
+        ``"error"`` raises :class:`NotEstimable`; ``"penalize"`` refits with a ridge
+        penalty and records it.
+    max_iter
+        Newton iterations before the fit is declared non-convergent.
+    tol
+        Relative deviance change for convergence.
+
+    Attributes
+    ----------
+    coef_ : pandas.Series
+        Coefficients on the original covariate scale, ``"(Intercept)"`` first.
+    ps_ : numpy.ndarray
+        Fitted propensity scores.
+    logit_ps_ : numpy.ndarray
+        Linear predictor (logit of the PS), computed directly, not from ``ps_``.
+    preference_score_ : numpy.ndarray
+    diagnostics_ : PropensityDiagnostics
+    method_ : str
+        ``"glm"``, ``"l1-cv"``, ``"l1"`` or ``"ridge-fallback"``.
+    lambda_ : float
+        Penalty used (0 for ``glm``).
+    cv_deviance_ : pandas.DataFrame or None
+        ``lambda``, ``deviance`` (mean held-out deviance per observation) for L1-CV.
+    converged_ : bool
+    n_iter_ : int
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"t": [0, 0, 1, 1, 0, 1], "age": [50, 60, 55, 70, 65, 52]})
+    >>> model = PropensityModel(["age"]).fit(df, "t")
+    >>> model.ps_.shape
+    (6,)
+    """
+
+    def __init__(
+        self,
+        covariates: list[str],
+        categorical: list[str] | None = None,
+        penalty: Literal["none", "l1"] = "none",
+        n_folds: int = 10,
+        n_lambdas: int = 30,
+        l1_lambda: float | None = None,
+        seed: int = 0,
+        on_separation: Literal["error", "penalize"] = "error",
+        max_iter: int = 100,
+        tol: float = 1e-12,
+    ) -> None:
+        self.covariates = covariates
+        self.categorical = categorical
+        self.penalty = penalty
+        self.n_folds = n_folds
+        self.n_lambdas = n_lambdas
+        self.l1_lambda = l1_lambda
+        self.seed = seed
+        self.on_separation = on_separation
+        self.max_iter = max_iter
+        self.tol = tol
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, data: pd.DataFrame, treatment: str) -> PropensityModel:
+        """Fit the model.
+
+        Parameters
+        ----------
+        data
+            One row per person.
+        treatment
+            Name of the 0/1 treatment column (1 = treated / target).
+
+        Returns
+        -------
+        PropensityModel
+            ``self``.
+        """
+        if self.penalty not in ("none", "l1"):
+            raise InputDataError(f"penalty must be 'none' or 'l1', not {self.penalty!r}")
+        if self.on_separation not in ("error", "penalize"):
+            raise InputDataError(
+                f"on_separation must be 'error' or 'penalize', not {self.on_separation!r}"
+            )
+        y = treatment_vector(data, treatment).astype(float)
+        n1 = int(y.sum())
+        if n1 == 0 or n1 == len(y):
+            arm = "treated" if n1 else "control"
+            raise NotEstimable(
+                f"treatment column {treatment!r}: all {len(y)} persons are {arm}; "
+                "a propensity model needs both arms"
+            )
+        design = build_design(data, list(self.covariates), self.categorical)
+        self.design_columns_: list[str] = design.columns
+        self.covariate_info_: list[CovariateInfo] = design.covariates
+        messages = self._arm_specific_levels(design.matrix, design.columns, y)
+        xs, center, scale = _standardize(design.matrix)
+        self._center, self._scale = center, scale
+        self.cv_deviance_: pd.DataFrame | None = None
+        if self.penalty == "none":
+            fit = _irls(xs, y, 0.0, self.max_iter, self.tol)
+            self.method_, self.lambda_ = "glm", 0.0
+            eta = fit.b0 + xs @ fit.beta
+            if not fit.converged or _extreme(eta):
+                culprits = _largest(fit.beta, design.columns)
+                msg = (
+                    "perfect or quasi-complete separation in the propensity model: "
+                    f"treatment is (nearly) determined by {culprits}"
+                )
+                if self.on_separation == "error":
+                    raise NotEstimable(
+                        msg + "; drop or merge these covariates or use on_separation='penalize'"
+                    )
+                ridge = 1.0
+                fit = _irls(xs, y, ridge, self.max_iter, self.tol)
+                self.method_, self.lambda_ = "ridge-fallback", ridge / len(y)
+                messages.append(msg + f"; refitted with a ridge penalty (lambda={ridge}/n)")
+        else:
+            fit = self._fit_l1(xs, y)
+        self.converged_ = fit.converged
+        self.n_iter_ = fit.n_iter
+        beta = fit.beta / scale
+        b0 = fit.b0 - float(beta @ center)
+        self.coef_ = pd.Series(
+            np.concatenate([[b0], beta]), index=["(Intercept)", *design.columns], name="coef"
+        )
+        self.logit_ps_ = np.asarray(fit.b0 + xs @ fit.beta)
+        self.ps_ = np.asarray(expit(self.logit_ps_))
+        std_coef = np.abs(fit.beta)
+        for name, value in zip(design.columns, std_coef, strict=True):
+            if value > STRONG_COEF and self.method_ == "glm":
+                messages.append(
+                    f"covariate {name!r} nearly determines treatment "
+                    f"(standardized coefficient {value:.1f})"
+                )
+        share = n1 / len(y)
+        self.preference_score_ = preference_score(self.ps_, share)
+        pref = self.preference_score_
+        equipoise = float(np.mean((pref >= 0.3) & (pref <= 0.7)))
+        for m in messages:
+            warnings.warn(m, PropensityWarning, stacklevel=2)
+        self.diagnostics_ = PropensityDiagnostics(
+            auc=auc_score(y.astype(np.int64), self.logit_ps_),
+            equipoise=equipoise,
+            treated_share=share,
+            warnings=tuple(messages),
+        )
+        return self
+
+    @staticmethod
+    def _arm_specific_levels(x: np.ndarray, columns: list[str], y: np.ndarray) -> list[str]:
+        """Messages for indicator columns whose 1s all fall in one arm."""
+        out = []
+        for j, name in enumerate(columns):
+            col = x[:, j]
+            if not np.all((col == 0) | (col == 1)):
+                continue
+            ones = col == 1
+            n_ones = int(ones.sum())
+            if n_ones == 0 or n_ones == len(col):
+                continue
+            n_treated = int(y[ones].sum())
+            if n_treated in (0, n_ones):
+                arm = "control" if n_treated == 0 else "treated"
+                out.append(
+                    f"covariate {name!r}: all {n_ones} persons with this value are {arm}; "
+                    "it nearly determines treatment"
+                )
+        return out
+
+    def _fit_l1(self, xs: np.ndarray, y: np.ndarray) -> _Fit:
+        if self.l1_lambda is not None:
+            self.method_, self.lambda_ = "l1", float(self.l1_lambda)
+            return _l1_fit(xs, y, self.lambda_, None)
+        if min(int(y.sum()), int(len(y) - y.sum())) < self.n_folds:
+            raise NotEstimable(f"L1 cross-validation needs at least {self.n_folds} persons per arm")
+        lambdas = _lambda_path(xs, y, self.n_lambdas)
+        folds = _stratified_folds(y.astype(np.int64), self.n_folds, self.seed)
+        dev = np.zeros(len(lambdas))
+        for k in range(self.n_folds):
+            train, test = folds != k, folds == k
+            xtr, c, s = _standardize(xs[train])
+            xte = (xs[test] - c) / s
+            fit: _Fit | None = None
+            for i, lam in enumerate(lambdas):
+                fit = _l1_fit(xtr, y[train], float(lam), fit)
+                dev[i] += _deviance(y[test], fit.b0 + xte @ fit.beta)
+        dev /= len(y)
+        self.cv_deviance_ = pd.DataFrame({"lambda": lambdas, "deviance": dev})
+        best = int(np.argmin(dev))
+        fit = None
+        for lam in lambdas[: best + 1]:
+            fit = _l1_fit(xs, y, float(lam), fit)
+        assert fit is not None
+        self.method_, self.lambda_ = "l1-cv", float(lambdas[best])
+        return fit
+
+    # --------------------------------------------------------------- prediction
+    def predict_logit(self, data: pd.DataFrame) -> np.ndarray:
+        """Linear predictor for new data (same covariates and levels)."""
+        design = build_design(data, list(self.covariates), self.categorical, self.covariate_info_)
+        coef = self.coef_.to_numpy()
+        return np.asarray(coef[0] + design.matrix @ coef[1:])
+
+    def predict_proba(self, data: pd.DataFrame) -> np.ndarray:
+        """Propensity scores for new data."""
+        return np.asarray(expit(self.predict_logit(data)))
+
+    def summary(self) -> pd.DataFrame:
+        """Coefficients as a data frame (``term``, ``coef``)."""
+        return self.coef_.rename_axis("term").reset_index()
+
+
+def _extreme(eta: np.ndarray) -> bool:
+    p = expit(eta)
+    return bool(np.any(p < PROB_EPS) or np.any(p > 1 - PROB_EPS))
+
+
+def _largest(beta: np.ndarray, columns: list[str], k: int = 3) -> str:
+    order = np.argsort(-np.abs(beta))[:k]
+    return ", ".join(f"{columns[j]!r}" for j in order)
