@@ -520,8 +520,9 @@ class CoxPH:
     alpha
         1 - confidence level of the hazard-ratio intervals.
     robust
-        Sandwich variance even without ``cluster`` (each row its own cluster), like
-        ``coxph(..., robust = TRUE)``.
+        Sandwich (dfbeta) variance; without ``cluster`` each row is its own cluster.
+        None (default) follows R: robust when ``cluster`` is given or some weights are not
+        whole numbers, model-based otherwise.
     eps
         Convergence: stop when ``|1 - loglik_old / loglik_new| <= eps`` (R: 1e-9).
     iter_max
@@ -557,7 +558,7 @@ class CoxPH:
         self,
         ties: Ties = "efron",
         alpha: float = 0.05,
-        robust: bool = False,
+        robust: bool | None = None,
         eps: float = 1e-9,
         iter_max: int = 20,
         toler_chol: float = float(np.finfo(float).eps) ** 0.75,
@@ -644,11 +645,16 @@ class CoxPH:
         stratum_codes = (
             np.zeros(n, dtype=np.int64) if strata is None else _codes(strata, "strata", n)[0]
         )
+        robust = self.robust
+        if robust is None:  # R's default: robust with a cluster or non-integer weights
+            robust = cluster is not None or bool(np.any(w != np.floor(w)))
+        if cluster is not None and not robust:
+            raise InputDataError("cluster was given with robust=False; drop one of them")
         cluster_codes: IntArray | None = None
         n_clusters: int | None = None
         if cluster is not None:
             cluster_codes, n_clusters = _codes(cluster, "cluster", n)
-        elif self.robust:
+        elif robust:
             cluster_codes, n_clusters = np.arange(n, dtype=np.int64), n
 
         n_events = int(event.sum())
