@@ -1,14 +1,30 @@
 -- Circe expansion of every concept set item, before exclusions are subtracted:
---   * the item's own concept (if the vocabulary has it);
+--   * the item's own concept, if the vocabulary has it and it is valid (items from
+--     code_items.csv name a (vocabulary_id, concept_code) instead of an id);
 --   * with includeDescendants: its descendants through concept_ancestor, valid ones only
 --     (invalid_reason is null);
 --   * with includeMapped: source concepts whose valid 'Maps to' points at any of the above.
-with items as (
+with seed_items as (
     select * from {{ ref('concept_set_items') }}
 ),
 
 concept as (
     select * from {{ ref('stg_cdm__concept') }}
+),
+
+items as (
+    select
+        seed_items.concept_set_name,
+        coalesce(seed_items.concept_id, concept.concept_id) as concept_id,
+        seed_items.is_excluded,
+        seed_items.include_descendants,
+        seed_items.include_mapped
+    from seed_items
+    left join concept
+        on seed_items.concept_id is null
+       and concept.vocabulary_id = seed_items.vocabulary_id
+       and concept.concept_code = seed_items.concept_code
+    where seed_items.concept_id is not null or concept.concept_id is not null
 ),
 
 concept_ancestor as (
@@ -29,6 +45,7 @@ item_itself as (
     from items
     inner join concept
         on concept.concept_id = items.concept_id
+    where concept.invalid_reason is null
 ),
 
 descendants as (

@@ -4,6 +4,12 @@ Columns: ``id, name, file, status, description, owner, created, modified, replac
 ``name`` is the stable handle the dbt models use (``concept_set_name``); ``file`` is the
 Circe JSON beside the registry. Every JSON file in the folder must be registered and every
 registered file must exist.
+
+``code_items.csv`` (optional) adds items for codes that have no known public OMOP concept id
+(``concept_set_name, vocabulary_id, concept_code, is_excluded, include_descendants,
+include_mapped, note``). They are resolved by ``(vocabulary_id, concept_code)`` against the
+connected vocabulary at build time (DESIGN.md) and kept out of the Circe JSON, so the JSON
+stays valid for ATLAS (where a concept id must be real).
 """
 
 from __future__ import annotations
@@ -70,13 +76,31 @@ class RegistryEntry(BaseModel):
         return value
 
 
+class CodeItem(BaseModel):
+    """An item named by vocabulary and code instead of concept id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    concept_set_name: str
+    vocabulary_id: str
+    concept_code: str
+    is_excluded: bool = False
+    include_descendants: bool = False
+    include_mapped: bool = False
+    note: str = ""
+
+
+CODE_ITEM_COLUMNS = tuple(CodeItem.model_fields)
+
+
 @dataclass(frozen=True)
 class ConceptSet:
-    """A registered concept set: its registry entry, file and parsed expression."""
+    """A registered concept set: its registry entry, file, parsed expression, code items."""
 
     entry: RegistryEntry
     path: Path
     expression: ConceptSetExpression
+    code_items: tuple[CodeItem, ...] = ()
 
     @property
     def name(self) -> str:
@@ -111,6 +135,28 @@ def load_registry(folder: Path | None = None) -> list[RegistryEntry]:
     return entries
 
 
+def load_code_items(folder: Path | None = None) -> list[CodeItem]:
+    """Parse ``code_items.csv`` (empty list if the file does not exist)."""
+    folder = folder or default_folder()
+    path = folder / "code_items.csv"
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in CODE_ITEM_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise SpecError(f"{path}: missing column(s) {', '.join(missing)}")
+        items = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                items.append(CodeItem.model_validate(row))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                col = ".".join(str(p) for p in first["loc"])
+                raise SpecError(f"{path}: line {line}: column {col}: {first['msg']}") from None
+    return items
+
+
 def load_concept_sets(
     folder: Path | None = None, names: list[str] | None = None
 ) -> list[ConceptSet]:
@@ -131,10 +177,25 @@ def load_concept_sets(
                 f"unknown concept set {', '.join(unknown)}; registered: {', '.join(sorted(known))}"
             )
         entries = [entry for entry in entries if entry.name in names]
+    code_items = load_code_items(folder)
+    known_names = {entry.name for entry in load_registry(folder)}
+    for item in code_items:
+        if item.concept_set_name not in known_names:
+            raise SpecError(
+                f"{folder / 'code_items.csv'}: concept set {item.concept_set_name!r} "
+                "is not in the registry"
+            )
     sets = []
     for entry in entries:
         path = folder / entry.file
         if not path.exists():
             raise SpecError(f"{folder / 'registry.csv'}: {entry.name}: file {entry.file} not found")
-        sets.append(ConceptSet(entry=entry, path=path, expression=load_expression(path)))
+        sets.append(
+            ConceptSet(
+                entry=entry,
+                path=path,
+                expression=load_expression(path),
+                code_items=tuple(i for i in code_items if i.concept_set_name == entry.name),
+            )
+        )
     return sets
