@@ -114,12 +114,12 @@ def split_at_exposure(
         raise InputDataError(f"{what}: column {id_col!r} has missing ids")
     if data[id_col].duplicated().any():
         dup = data[id_col][data[id_col].duplicated()].iloc[0]
-        raise InputDataError(f"{what}: {id_col!r} {dup!r} appears more than once")
+        raise InputDataError(f"{what}: {id_col!r} value {dup} appears more than once")
     stop = _times(data, time_col, what, allow_missing=False)
     if (stop <= 0).any():
         first = data[id_col].iloc[int(np.flatnonzero(stop <= 0)[0])]
         raise InputDataError(
-            f"{what}: {time_col!r} must be > 0 for (start, stop] rows ({id_col} {first!r} has "
+            f"{what}: {time_col!r} must be > 0 for (start, stop] rows ({id_col} {first} has "
             f"{stop[stop <= 0][0]}); add a small offset to same-day events first"
         )
     event = _events(data, event_col, what)
