@@ -29,3 +29,14 @@
 {% macro default__year_of(date_expr) -%}
     cast(extract(year from {{ date_expr }}) as integer)
 {%- endmacro %}
+
+{#- The earlier of two dates, ignoring nulls (least() treats nulls differently across
+    warehouses, so spell it out). -#}
+{% macro earliest(a, b) -%}
+    case
+        when {{ a }} is null then {{ b }}
+        when {{ b }} is null then {{ a }}
+        when {{ a }} <= {{ b }} then {{ a }}
+        else {{ b }}
+    end
+{%- endmacro %}

@@ -1,0 +1,60 @@
+-- OMOP episode rows: one disease episode per person with ALL (Disease First Occurrence,
+-- object = ALL) and one Treatment Regimen episode (32531) per line of therapy, with
+-- episode_number = line number and the disease episode as parent. Ids are derived from
+-- person_id and line number, so they are stable between builds.
+with diagnoses as (
+    select * from {{ ref('int__all_diagnoses') }}
+),
+
+followup as (
+    select * from {{ ref('int__person_followup') }}
+),
+
+lines as (
+    select lines.*
+    from {{ ref('int__lines_of_therapy') }} as lines
+    inner join diagnoses on diagnoses.person_id = lines.person_id
+),
+
+disease as (
+    select
+        cast(diagnoses.person_id * 1000 as {{ dbt.type_bigint() }}) as episode_id,
+        diagnoses.person_id,
+        cast({{ var('concept_episode_disease') }} as {{ dbt.type_bigint() }}) as episode_concept_id,
+        diagnoses.first_all_date as episode_start_date,
+        followup.end_of_followup_date as episode_end_date,
+        cast(null as {{ dbt.type_bigint() }}) as episode_parent_id,
+        cast(null as integer) as episode_number,
+        cast({{ var('concept_all') }} as {{ dbt.type_bigint() }}) as episode_object_concept_id,
+        cast({{ var('concept_standard_algorithm') }} as {{ dbt.type_bigint() }})
+            as episode_type_concept_id,
+        cast('ALL' as {{ dbt.type_string() }}) as episode_source_value
+    from diagnoses
+    inner join followup on followup.person_id = diagnoses.person_id
+),
+
+regimens as (
+    select
+        cast(lines.person_id * 1000 + lines.line_number as {{ dbt.type_bigint() }}) as episode_id,
+        lines.person_id,
+        cast({{ var('concept_episode_treatment_regimen') }} as {{ dbt.type_bigint() }})
+            as episode_concept_id,
+        lines.line_start_date as episode_start_date,
+        lines.line_end_date as episode_end_date,
+        cast(lines.person_id * 1000 as {{ dbt.type_bigint() }}) as episode_parent_id,
+        cast(lines.line_number as integer) as episode_number,
+        cast(0 as {{ dbt.type_bigint() }}) as episode_object_concept_id,
+        cast({{ var('concept_standard_algorithm') }} as {{ dbt.type_bigint() }})
+            as episode_type_concept_id,
+        cast(substr(lines.modality || ': ' || lines.regimen, 1, 50) as {{ dbt.type_string() }})
+            as episode_source_value
+    from lines
+),
+
+final as (
+    select * from disease
+    union all
+    select * from regimens
+)
+
+select * from final
