@@ -50,6 +50,18 @@ class Database:
         raise NotImplementedError
 
     # --- shared ---------------------------------------------------------------------
+    def schema_ref(self, schema: str) -> str:
+        """Quoted reference to ``schema`` for DML/DDL on its tables.
+
+        On DuckDB it is catalog-qualified: a database file named like one of its schemas
+        (data/cdm.duckdb holds schema cdm) makes ``cdm.person`` ambiguous there.
+        """
+        return quote_ident(schema)
+
+    def table_ref(self, schema: str, table: str) -> str:
+        """Quoted, unambiguous ``schema.table`` reference (see :meth:`schema_ref`)."""
+        return f"{self.schema_ref(schema)}.{quote_ident(table)}"
+
     def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         frame = self.query_df(sql, params)
         return None if frame.empty else frame.iat[0, 0]
@@ -128,6 +140,10 @@ class DuckDBDatabase(Database):
         except duckdb.Error as exc:
             raise ConnectionFailed(f"cannot open DuckDB file {path}: {exc}") from None
         self.path = path
+        self.catalog = str(self.con.execute("select current_database()").fetchone()[0])  # type: ignore[index]
+
+    def schema_ref(self, schema: str) -> str:
+        return f"{quote_ident(self.catalog)}.{quote_ident(schema)}"
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         self.con.execute(sql, params or [])
@@ -143,7 +159,7 @@ class DuckDBDatabase(Database):
         self.con.register("__cohort_etl_insert", data)
         try:
             self.con.execute(
-                f"insert into {quote_ident(schema)}.{quote_ident(table)} ({cols}) "
+                f"insert into {self.table_ref(schema, table)} ({cols}) "
                 f"select {cols} from __cohort_etl_insert"
             )
         finally:
