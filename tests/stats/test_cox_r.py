@@ -8,6 +8,7 @@ checked as well, at the precision they are quoted.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,8 @@ from cohort_etl.outcomes.cox import CoxPH, cox_zph
 pytestmark = pytest.mark.r_oracle
 
 RTOL = 1e-6
+# R's coxph always reports Harrell's concordance; ours computes it on request.
+Cox = partial(CoxPH, compute_concordance=True)
 
 
 def close(ours: Any, theirs: Any, rtol: float = RTOL) -> None:
@@ -45,7 +48,8 @@ parts <- function(f) {
     score = test(unname(f$score), length(coef(f))),
     z = unname(s$coefficients[, "z"]), p = unname(s$coefficients[, ncol(s$coefficients)]),
     lower = unname(s$conf.int[, "lower .95"]), upper = unname(s$conf.int[, "upper .95"]),
-    iter = f$iter, n = f$n, nevent = f$nevent)
+    iter = f$iter, n = f$n, nevent = f$nevent,
+    concordance = unname(f$concordance["concordance"]))
   if (!is.null(f$naive.var)) out$robust_se <- unname(sqrt(diag(f$var)))
   out
 }
@@ -74,6 +78,8 @@ def check_fit(fit: CoxPH, r: dict[str, Any]) -> None:
     assert res.n == r["n"]
     assert res.n_events == r["nevent"]
     assert fit.iterations_ == r["iter"]
+    assert res.concordance is not None
+    close(res.concordance, r["concordance"])
     if "robust_se" in r:
         assert fit.robust_se_ is not None
         close(fit.robust_se_, r["robust_se"])
@@ -145,7 +151,7 @@ def test_lung_sex_matches_r_and_published(lung: dict[str, Any]) -> None:
     """coxph(Surv(time, status) ~ sex, data = lung); METHODS.md: coef -0.5310, HR 0.5880,
     SE 0.1672, p = 0.00149, 95% CI 0.4237-0.816."""
     d = lung["all"]
-    fit = CoxPH().fit(d["time"], d["status"], d[["sex"]])
+    fit = Cox().fit(d["time"], d["status"], d[["sex"]])
     check_fit(fit, lung["sex"])
     res = fit.result_
     assert round(float(res.coef[0]), 4) == -0.5310
@@ -159,7 +165,7 @@ def test_lung_sex_matches_r_and_published(lung: dict[str, Any]) -> None:
 def test_lung_multivariable_efron(lung: dict[str, Any]) -> None:
     """coxph(Surv(time, status) ~ age + sex + ph.ecog, data = cc)  (complete cases)."""
     cc = lung["cc"]
-    fit = CoxPH().fit(cc["time"], cc["status"], cc[MULTI])
+    fit = Cox().fit(cc["time"], cc["status"], cc[MULTI])
     check_fit(fit, lung["multi"])
     assert fit.names_ == MULTI
     assert list(fit.summary.index) == MULTI
@@ -168,7 +174,7 @@ def test_lung_multivariable_efron(lung: dict[str, Any]) -> None:
 def test_lung_breslow_differs_from_efron_as_in_r(lung: dict[str, Any]) -> None:
     """coxph(..., ties = "breslow") vs the Efron default: both match R, and differ."""
     cc = lung["cc"]
-    fit = CoxPH(ties="breslow").fit(cc["time"], cc["status"], cc[MULTI])
+    fit = Cox(ties="breslow").fit(cc["time"], cc["status"], cc[MULTI])
     check_fit(fit, lung["breslow"])
     assert abs(lung["breslow"]["coef"][1] - lung["multi"]["coef"][1]) > 1e-4
 
@@ -176,8 +182,8 @@ def test_lung_breslow_differs_from_efron_as_in_r(lung: dict[str, Any]) -> None:
 def test_lung_stratified(lung: dict[str, Any]) -> None:
     """coxph(Surv(time, status) ~ age + strata(sex)) and ~ age + ph.ecog + strata(sex)."""
     cc = lung["cc"]
-    check_fit(CoxPH().fit(cc["time"], cc["status"], cc[["age"]], strata=cc["sex"]), lung["strat"])
-    fit2 = CoxPH().fit(cc["time"], cc["status"], cc[["age", "ph.ecog"]], strata=cc["sex"])
+    check_fit(Cox().fit(cc["time"], cc["status"], cc[["age"]], strata=cc["sex"]), lung["strat"])
+    fit2 = Cox().fit(cc["time"], cc["status"], cc[["age", "ph.ecog"]], strata=cc["sex"])
     check_fit(fit2, lung["strat2"])
     check_zph(fit2, lung["zph_strat"], "km")
 
@@ -185,18 +191,18 @@ def test_lung_stratified(lung: dict[str, Any]) -> None:
 def test_lung_robust_cluster(lung: dict[str, Any]) -> None:
     """coxph(..., cluster = inst) and coxph(..., robust = TRUE): grouped dfbeta sandwich."""
     cc = lung["cc"]
-    fit = CoxPH().fit(cc["time"], cc["status"], cc[MULTI], cluster=cc["inst"])
+    fit = Cox().fit(cc["time"], cc["status"], cc[MULTI], cluster=cc["inst"])
     check_fit(fit, lung["clus"])
     assert fit.result_.n_clusters == cc["inst"].nunique()
-    fit_rob = CoxPH(robust=True).fit(cc["time"], cc["status"], cc[MULTI])
+    fit_rob = Cox(robust=True).fit(cc["time"], cc["status"], cc[MULTI])
     check_fit(fit_rob, lung["rob"])
 
 
 def test_lung_weights(lung: dict[str, Any]) -> None:
     """coxph(..., weights = w) and weights + strata + cluster + Breslow."""
     cc = lung["cc"]
-    check_fit(CoxPH().fit(cc["time"], cc["status"], cc[MULTI], weights=cc["w"]), lung["wtd"])
-    fit = CoxPH(ties="breslow").fit(
+    check_fit(Cox().fit(cc["time"], cc["status"], cc[MULTI], weights=cc["w"]), lung["wtd"])
+    fit = Cox(ties="breslow").fit(
         cc["time"],
         cc["status"],
         cc[MULTI],
@@ -211,7 +217,7 @@ def test_lung_weights(lung: dict[str, Any]) -> None:
 def test_lung_cox_zph(lung: dict[str, Any], transform: str) -> None:
     """cox.zph(coxph(Surv(time, status) ~ age + sex + ph.ecog), transform = ...)."""
     cc = lung["cc"]
-    fit = CoxPH().fit(cc["time"], cc["status"], cc[MULTI])
+    fit = Cox().fit(cc["time"], cc["status"], cc[MULTI])
     check_zph(fit, lung[f"zph_{transform}"], transform)
 
 
@@ -246,7 +252,7 @@ def test_rossi_efron_matches_r_and_published(rossi: dict[str, Any]) -> None:
     log-likelihood -658.748."""
     d = rossi["d"]
     names = rossi["names"]
-    fit = CoxPH().fit(d["week"], d["arrest"], d[names])
+    fit = Cox().fit(d["week"], d["arrest"], d[names])
     check_fit(fit, rossi["fit"])
     coef = dict(zip(fit.names_, fit.coef_, strict=True))
     se = dict(zip(fit.names_, fit.se_, strict=True))
@@ -261,7 +267,7 @@ def test_rossi_efron_matches_r_and_published(rossi: dict[str, Any]) -> None:
 def test_rossi_cox_zph(rossi: dict[str, Any], transform: str) -> None:
     """cox.zph(coxph(Surv(week, arrest) ~ fin + age + race + wexp + mar + paro + prio))."""
     d = rossi["d"]
-    fit = CoxPH().fit(d["week"], d["arrest"], d[rossi["names"]])
+    fit = Cox().fit(d["week"], d["arrest"], d[rossi["names"]])
     check_zph(fit, rossi[f"zph_{transform}"], transform)
 
 
@@ -303,11 +309,11 @@ def test_heart_time_varying_transplant(heart: dict[str, Any]) -> None:
     """coxph(Surv(start, stop, event) ~ transplant, data = heart): METHODS.md quotes HR 1.14
     time-varying vs 0.27 for the naive ever-transplanted model on jasa."""
     h = heart["h"]
-    fit = CoxPH().fit(h["stop"], h["event"], h[["transplant"]], entry=h["start"])
+    fit = Cox().fit(h["stop"], h["event"], h[["transplant"]], entry=h["start"])
     check_fit(fit, heart["tv"])
     assert round(float(fit.hazard_ratios_[0]), 2) == 1.14
     j = heart["j"]
-    naive = CoxPH().fit(j["futime"], j["fustat"], j[["transplant"]])
+    naive = Cox().fit(j["futime"], j["fustat"], j[["transplant"]])
     check_fit(naive, heart["naive"])
     assert round(float(naive.hazard_ratios_[0]), 2) == 0.27
 
@@ -315,16 +321,16 @@ def test_heart_time_varying_transplant(heart: dict[str, Any]) -> None:
 def test_heart_counting_process_variants(heart: dict[str, Any]) -> None:
     """(start, stop] with age and robust cluster on id; Breslow; strata(surgery)."""
     h = heart["h"]
-    fit = CoxPH().fit(
+    fit = Cox().fit(
         h["stop"], h["event"], h[["transplant", "age"]], entry=h["start"], cluster=h["id"]
     )
     check_fit(fit, heart["tva"])
     cols = ["transplant", "age", "surgery"]
-    fitb = CoxPH(ties="breslow").fit(h["stop"], h["event"], h[cols], entry=h["start"])
+    fitb = Cox(ties="breslow").fit(h["stop"], h["event"], h[cols], entry=h["start"])
     check_fit(fitb, heart["tvb"])
     check_zph(fitb, heart["zph_tvb"], "km")
     check_zph(fitb, heart["zph_tvb_rank"], "rank")
-    fits = CoxPH().fit(
+    fits = Cox().fit(
         h["stop"], h["event"], h[["transplant", "age"]], entry=h["start"], strata=h["surgery"]
     )
     check_fit(fits, heart["tvs"])
@@ -393,10 +399,10 @@ def test_simulated_ties_truncation_strata_weights(simulated: dict[str, Any]) -> 
     """Heavily tied weekly times, (start, stop], strata, weights, clusters vs R."""
     d = simulated["d"]
     cols = ["x1", "x2", "x3"]
-    f1 = CoxPH().fit(d["stop"], d["event"], d[cols])
+    f1 = Cox().fit(d["stop"], d["event"], d[cols])
     check_fit(f1, simulated["f1"])
     check_zph(f1, simulated["z1"], "km")
-    f2 = CoxPH().fit(
+    f2 = Cox().fit(
         d["stop"],
         d["event"],
         d[cols],
@@ -407,7 +413,7 @@ def test_simulated_ties_truncation_strata_weights(simulated: dict[str, Any]) -> 
     )
     check_fit(f2, simulated["f2"])
     check_zph(f2, simulated["z2"], "identity")
-    f3 = CoxPH(ties="breslow").fit(d["stop"], d["event"], d[cols], entry=d["start"], weights=d["w"])
+    f3 = Cox(ties="breslow").fit(d["stop"], d["event"], d[cols], entry=d["start"], weights=d["w"])
     check_fit(f3, simulated["f3"])
     check_zph(f3, simulated["z3"], "rank")
 
@@ -439,7 +445,7 @@ def test_monotone_likelihood_flagged_like_r() -> None:
         {"d": d},
     )
     assert any("Loglik converged before variable  1 " in w for w in r["_warnings"])
-    fit = CoxPH(allow_infinite=True).fit(d["t"], d["e"], d[["x", "z"]])
+    fit = Cox(allow_infinite=True).fit(d["t"], d["e"], d[["x", "z"]])
     close(fit.coef_, r["coef"])
     close([fit.loglik_null_, fit.loglik_], r["loglik"])
     assert fit.iterations_ == r["iter"]
