@@ -312,6 +312,7 @@ class DbtBuild:
             run_results.unlink()
         args = [
             dbt_executable(),
+            "--no-use-colors",
             "test" if self.command == "test" else "build",
             "--project-dir",
             str(dbt_project_dir()),
