@@ -50,7 +50,10 @@ parts <- function(f) {
     lower = unname(s$conf.int[, "lower .95"]), upper = unname(s$conf.int[, "upper .95"]),
     iter = f$iter, n = f$n, nevent = f$nevent,
     concordance = unname(f$concordance["concordance"]))
-  if (!is.null(f$naive.var)) out$robust_se <- unname(sqrt(diag(f$var)))
+  if (!is.null(f$naive.var)) {
+    out$robust_se <- unname(sqrt(diag(f$var)))
+    out$robust_score <- test(unname(f$rscore), length(coef(f)))
+  }
   out
 }
 zph <- function(f, tr) {
@@ -83,6 +86,11 @@ def check_fit(fit: CoxPH, r: dict[str, Any]) -> None:
     if "robust_se" in r:
         assert fit.robust_se_ is not None
         close(fit.robust_se_, r["robust_se"])
+        rs = res.robust_score_test
+        assert rs is not None
+        close([rs.statistic, rs.df, rs.p_value], r["robust_score"])
+    else:
+        assert fit.robust_se_ is None and res.robust_score_test is None
 
 
 def check_zph(fit: CoxPH, r: dict[str, Any], transform: str) -> None:

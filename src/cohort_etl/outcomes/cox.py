@@ -72,8 +72,9 @@ class CoxResult:
     """Everything a fitted :class:`CoxPH` reports.
 
     ``se`` is the model-based standard error; ``robust_se`` the sandwich one (None unless
-    ``cluster`` or ``robust`` was given). Wald z, p and the confidence intervals use the
-    robust variance when it exists, as R's ``summary.coxph`` does.
+    ``cluster`` or ``robust`` was given). Wald z, p, the Wald test and the confidence
+    intervals use the robust variance when it exists, as R's ``summary.coxph`` does;
+    ``robust_score_test`` is R's "Robust" score test (score residuals at beta = 0).
     """
 
     names: list[str]
@@ -96,6 +97,7 @@ class CoxResult:
     n_clusters: int | None
     iterations: int
     ties: str
+    robust_score_test: CoxTest | None = None
     concordance: float | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -730,6 +732,7 @@ class CoxPH:
 
         se = np.sqrt(np.diag(var))
         robust_se: FloatArray | None = None
+        robust_score: CoxTest | None = None
         naive_var = var
         used_var = var
         if cluster_codes is not None:
@@ -740,6 +743,13 @@ class CoxPH:
             np.add.at(collapsed, cluster_codes, dfbeta)
             used_var = collapsed.T @ collapsed
             robust_se = np.sqrt(np.diag(used_var))
+            # Robust score test (R's "Robust = ..."): score residuals at beta = 0.
+            resid0 = engine.score_residuals(np.zeros(p)) * w[:, None]
+            collapsed0 = np.zeros((n_cl, p))
+            np.add.at(collapsed0, cluster_codes, resid0)
+            u0 = collapsed0.sum(axis=0)
+            step0, _ = _solve(collapsed0.T @ collapsed0, u0, self.toler_chol)
+            robust_score = _chi2(float(u0 @ step0), p)
         used_se = np.sqrt(np.diag(used_var))
         z = coef / used_se
         pvals = 2 * stats.norm.sf(np.abs(z))
@@ -770,6 +780,7 @@ class CoxPH:
             lr_test=_chi2(2 * (new.loglik - loglik_null), p),
             score_test=_chi2(score_stat, p),
             wald_test=_chi2(float(coef @ wald_step), p),
+            robust_score_test=robust_score,
             n=n,
             n_events=n_events,
             n_clusters=n_clusters,
@@ -827,8 +838,13 @@ def _dominance(
         order = np.argsort(key, kind="stable")
         key_sorted = key[order]
         cum = np.concatenate([[0.0], np.cumsum(np.where(mask, weight, 0.0)[order])])
-        lo = np.searchsorted(key_sorted, q_prefix * n_pos + q_bound, side="left")
-        hi = np.searchsorted(key_sorted, (q_prefix + 1) * n_pos, side="left")
+        # Sorted needles make searchsorted cache-friendly (it narrows from the last hit).
+        q_key = q_prefix * n_pos + q_bound
+        q_order = np.argsort(q_key)
+        lo = np.empty(q_key.shape[0], dtype=np.int64)
+        hi = np.empty(q_key.shape[0], dtype=np.int64)
+        lo[q_order] = np.searchsorted(key_sorted, q_key[q_order], side="left")
+        hi[q_order] = np.searchsorted(key_sorted, (q_prefix[q_order] + 1) * n_pos, side="left")
         out: FloatArray = cum[hi] - cum[lo]
         return out
 
