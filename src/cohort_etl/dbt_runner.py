@@ -354,7 +354,11 @@ class DbtBuild:
                 f"{': ' + detail[0] if detail else ''}{more}"
             )
         result = BuildResult(
-            success=True, wall_seconds=wall, nodes=nodes, warnings=warnings, run_results_path=run_results
+            success=True,
+            wall_seconds=wall,
+            nodes=nodes,
+            warnings=warnings,
+            run_results_path=run_results,
         )
         result.warnings += self._empty_cohort_warnings()
         return result

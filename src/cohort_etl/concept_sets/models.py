@@ -75,6 +75,25 @@ def _json_path(loc: tuple[int | str, ...], wrapped: bool) -> str:
     return path
 
 
+def expression_errors(data: Any) -> list[tuple[str, str]]:
+    """Every schema error of a decoded document as ``(JSON path, message)``; empty if valid."""
+    wrapped = isinstance(data, dict) and "expression" in data and "items" not in data
+    try:
+        if wrapped:
+            _Wrapped.model_validate(data)
+        else:
+            ConceptSetExpression.model_validate(data)
+    except ValidationError as exc:
+        out = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            if wrapped and loc and loc[0] == "expression":
+                loc = loc[1:]
+            out.append((_json_path(loc, wrapped), str(error["msg"])))
+        return out
+    return []
+
+
 def parse_expression(data: Any, source: str = "<json>") -> ConceptSetExpression:
     """Validate a decoded JSON document as a concept set expression.
 

@@ -1,0 +1,31 @@
+"""``cohort-etl build``: run the dbt project (CDM -> cohorts -> analysis marts)."""
+
+from __future__ import annotations
+
+import click
+
+from cohort_etl.commands.options import profile_option
+from cohort_etl.config import get_profile
+from cohort_etl.dbt_runner import DbtBuild
+
+
+@click.command("build")
+@profile_option
+@click.option("--select", default=None, metavar="SELECTOR", help="dbt --select (default: all).")
+@click.option("--threads", type=click.IntRange(1, 64), default=None, help="dbt threads.")
+@click.option("--models-only", is_flag=True, help="Seeds and models without data/unit tests.")
+def build(
+    profile_name: str | None, select: str | None, threads: int | None, models_only: bool
+) -> None:
+    """Check the CDM, compile the concept sets, run dbt build; report counts and warnings."""
+    profile = get_profile(profile_name)
+    result = DbtBuild(
+        profile, select=select, threads=threads, command="run" if models_only else "build"
+    ).run()
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(
+        f"built {result.count('model')} models, {result.count('test')} data tests, "
+        f"{result.count('unit_test')} unit tests into {profile.settings.results_schema} "
+        f"({result.wall_seconds:.1f} s; models {result.model_execution_seconds:.1f} s)"
+    )

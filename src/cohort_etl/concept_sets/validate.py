@@ -1,0 +1,113 @@
+"""Validation of the concept set folder: schema errors (file + JSON path) and, with a
+connected vocabulary, concepts that the vocabulary does not have."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from cohort_etl.concept_sets.models import expression_errors
+from cohort_etl.concept_sets.registry import (
+    ConceptSet,
+    default_folder,
+    load_code_items,
+    load_concept_sets,
+    load_registry,
+)
+from cohort_etl.db import Database
+from cohort_etl.errors import SpecError
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem found: where, what, and whether it stops a build (``error``)."""
+
+    level: str  # "error" or "warning"
+    location: str  # file[:json path] or set name
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.level}: {self.location}: {self.message}"
+
+
+def schema_issues(folder: Path | None = None) -> list[Issue]:
+    """Every schema problem of every file (not only the first), with file and JSON path."""
+    folder = folder or default_folder()
+    issues: list[Issue] = []
+    try:
+        entries = load_registry(folder)
+        load_code_items(folder)
+    except SpecError as exc:
+        return [Issue("error", str(folder / "registry.csv"), str(exc))]
+    for entry in entries:
+        path = folder / entry.file
+        if not path.exists():
+            issues.append(Issue("error", str(path), f"registered as {entry.name} but missing"))
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            issues.append(
+                Issue("error", str(path), f"not valid JSON (line {exc.lineno}): {exc.msg}")
+            )
+            continue
+        for json_path, message in expression_errors(data):
+            issues.append(Issue("error", f"{path}:{json_path}", message))
+    if not issues:
+        try:
+            load_concept_sets(folder)
+        except SpecError as exc:
+            issues.append(Issue("error", str(folder), str(exc)))
+    return issues
+
+
+def vocabulary_issues(db: Database, sets: list[ConceptSet], schema: str) -> list[Issue]:
+    """Items whose concept is absent from (or invalid in) the connected vocabulary."""
+    issues: list[Issue] = []
+    ids = sorted({item.concept.CONCEPT_ID for s in sets for item in s.expression.items})
+    known: dict[int, str | None] = {}
+    if ids:
+        frame = db.query_df(
+            f"select concept_id, invalid_reason from {schema}.concept "
+            f"where concept_id in ({', '.join(str(i) for i in ids)})"
+        )
+        known = {
+            int(cid): (None if reason is None or reason != reason else str(reason))
+            for cid, reason in zip(frame["concept_id"], frame["invalid_reason"], strict=True)
+        }
+    for concept_set in sets:
+        for index, item in enumerate(concept_set.expression.items):
+            cid = item.concept.CONCEPT_ID
+            where = f"{concept_set.path}:$.items[{index}].concept.CONCEPT_ID"
+            if cid not in known:
+                issues.append(
+                    Issue(
+                        "warning",
+                        where,
+                        f"concept {cid} is not in the vocabulary ({schema}.concept)",
+                    )
+                )
+            elif known[cid] is not None:
+                issues.append(
+                    Issue(
+                        "warning",
+                        where,
+                        f"concept {cid} is invalid ({known[cid]}) in the vocabulary: "
+                        "Circe ignores it and its descendants are taken only if valid",
+                    )
+                )
+        for code in concept_set.code_items:
+            n = db.scalar(
+                f"select count(*) from {schema}.concept where vocabulary_id = "
+                f"'{code.vocabulary_id}' and concept_code = '{code.concept_code}'"
+            )
+            if not n:
+                issues.append(
+                    Issue(
+                        "warning",
+                        f"code_items.csv:{concept_set.name}",
+                        f"{code.vocabulary_id} {code.concept_code} is not in the vocabulary",
+                    )
+                )
+    return issues
