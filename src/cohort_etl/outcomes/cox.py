@@ -266,6 +266,7 @@ class _CoxEngine:
         m = np.diff(np.r_[first, self.deaths.shape[0]])
         self.group_size = m
         self.death_group = np.repeat(np.arange(n_groups), m)
+        self.X_d = self.X[self.deaths]
         w_death = weights[self.deaths]
         group_weight = np.add.reduceat(w_death, first) if n_groups else np.zeros(0)
         self.group_weight = group_weight
@@ -322,20 +323,25 @@ class _CoxEngine:
         return np.exp(eta - row_shift), row_shift
 
     def _sums(self, wr: FloatArray) -> tuple[FloatArray, FloatArray]:
-        wr_a = wr[self.order_a]
-        c0 = np.concatenate([[0.0], np.cumsum(wr_a)])
-        c1 = np.zeros((self.n + 1, self.p))
-        np.cumsum(wr_a[:, None] * self.X_a, axis=0, out=c1[1:])
-        s0 = c0[self.a_hi] - c0[self.a_lo]
-        s1 = c1[self.a_hi] - c1[self.a_lo]
+        s0, s1 = self._cumulative(wr[self.order_a], self.X_a, self.a_lo, self.a_hi)
         if self.has_entry:
-            wr_b = wr[self.order_b]
-            e0 = np.concatenate([[0.0], np.cumsum(wr_b)])
-            e1 = np.zeros((self.n + 1, self.p))
-            np.cumsum(wr_b[:, None] * self.X_b, axis=0, out=e1[1:])
-            s0 = s0 - (e0[self.b_hi] - e0[self.b_lo])
-            s1 = s1 - (e1[self.b_hi] - e1[self.b_lo])
+            e0, e1 = self._cumulative(wr[self.order_b], self.X_b, self.b_lo, self.b_hi)
+            s0 = s0 - e0
+            s1 = s1 - e1
         return s0, s1
+
+    def _cumulative(
+        self, wr_sorted: FloatArray, x_sorted: FloatArray, lo: IntArray, hi: IntArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Sums of wr and wr * x over sorted rows [lo, hi) via one in-place cumulative sum."""
+        c0 = np.empty(self.n + 1)
+        c0[0] = 0.0
+        np.cumsum(wr_sorted, out=c0[1:])
+        c1 = np.empty((self.n + 1, self.p))
+        c1[0] = 0.0
+        np.multiply(x_sorted, wr_sorted[:, None], out=c1[1:])
+        np.cumsum(c1[1:], axis=0, out=c1[1:])
+        return c0[hi] - c0[lo], c1[hi] - c1[lo]
 
     def _terms(self, wr: FloatArray) -> dict[str, FloatArray]:
         s0, s1 = self._sums(wr)
@@ -343,7 +349,7 @@ class _CoxEngine:
         if self.efron:
             wr_d = wr[self.deaths]
             d0 = np.add.reduceat(wr_d, self.group_start)
-            d1 = np.add.reduceat(wr_d[:, None] * self.X[self.deaths], self.group_start, axis=0)
+            d1 = np.add.reduceat(wr_d[:, None] * self.X_d, self.group_start, axis=0)
             f = self.term_frac
             denom = s0[g] - f * d0[g]
             numer = s1[g] - f[:, None] * d1[g]
@@ -379,13 +385,12 @@ class _CoxEngine:
         a, lam, denom = t["a"], t["lam"], t["denom"]
         w_d = self.weights[self.deaths]
         loglik = float(w_d @ (eta - row_shift)[self.deaths] - self.term_wt @ np.log(denom))
-        score = w_d @ self.X[self.deaths] - self.term_wt @ a
+        score = w_d @ self.X_d - self.term_wt @ a
         # Information: sum_terms lam * (S2 - f D2) - sum_terms wt * a a'.
         h = self._row_cumulative(self._per_group(lam))
         if self.efron:
             h[self.deaths] -= self._per_group(lam * self.term_frac)[self.death_group]
-        weighted = self.X * (wr * h)[:, None]
-        info = weighted.T @ self.X - (a * self.term_wt[:, None]).T @ a
+        info = (self.X.T * (wr * h)) @ self.X - (a * self.term_wt[:, None]).T @ a
         return _Evaluation(loglik, score, (info + info.T) / 2)
 
     def score_residuals(self, beta: FloatArray) -> FloatArray:
