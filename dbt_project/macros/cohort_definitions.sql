@@ -18,12 +18,12 @@
          'rules': index_rules + ['relapsed_refractory_before_cart', 'no_allo_hsct_consolidation'],
          'start': 'cart_date'},
         {'id': 4, 'name': 'relapse_after_cart',
-         'description': 'Persons relapsing (relapse code or new line) after their first CD19 CAR-T infusion, never T-ALL (study B population)',
-         'rules': index_rules + ['relapse_after_cart'],
+         'description': 'cart_index persons relapsing (relapse or refractory code, or a new line) after the infusion (study B population)',
+         'rules': index_rules + ['relapsed_refractory_before_cart', 'relapse_after_cart'],
          'start': 'relapse_date'},
         {'id': 5, 'name': 'salvage_after_relapse',
          'description': 'relapse_after_cart persons who started a salvage line after the relapse (study B analysis set)',
-         'rules': index_rules + ['relapse_after_cart', 'salvage_after_relapse'],
+         'rules': index_rules + ['relapsed_refractory_before_cart', 'relapse_after_cart', 'salvage_after_relapse'],
          'start': 'salvage_start_date'},
     ]) %}
 {% endmacro %}

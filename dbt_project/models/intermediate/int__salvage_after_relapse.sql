@@ -4,8 +4,11 @@
 --   * CR: the first remission code after the salvage start, within var('cr_window_days');
 --   * second relapse: the first relapse code after CR, or the next line after the salvage
 --     line, whichever is earlier;
---   * relapse site and CD19 status from evidence within var('relapse_evidence_days') of
---     the relapse; BCR-ABL1 from a Ph+ diagnosis or a positive BCR-ABL1 lab up to relapse.
+--   * relapse site and CD19 status from evidence recorded on the day of a relapse or
+--     refractory code dated within var('relapse_evidence_days') after the relapse: CNS
+--     involvement, then extramedullary involvement, then a bone marrow assessment, else
+--     unknown; CD19 from a CD19 lab with a positive / negative value on such a day;
+--   * BCR-ABL1 from a Ph+ diagnosis or a positive BCR-ABL1 lab up to the relapse.
 with course as (
     select * from {{ ref('int__cart_course') }}
     where relapse_date is not null
@@ -84,52 +87,55 @@ line_after_salvage as (
     group by salvage.person_id
 ),
 
+relapse_codes as (
+    select course.person_id, status.status_date
+    from course
+    inner join status
+        on status.person_id = course.person_id
+       and status.status in ('relapse', 'refractory')
+       and status.status_date >= course.relapse_date
+       and status.status_date
+           <= {{ add_days('course.relapse_date', var('relapse_evidence_days')) }}
+),
+
 site_evidence as (
     select
-        course.person_id,
+        relapse_codes.person_id,
         max(case when events.concept_set_name = 'cns_involvement' then 1 else 0 end) as cns,
         max(case when events.concept_set_name = 'extramedullary_involvement' then 1 else 0 end)
             as extramedullary,
-        max(case when events.concept_set_name = 'all_in_relapse' then 1 else 0 end) as marrow
-    from course
+        max(case when events.concept_set_name = 'bone_marrow_assessment' then 1 else 0 end)
+            as marrow
+    from relapse_codes
     inner join events
-        on events.person_id = course.person_id
-       and events.domain = 'condition'
-       and events.concept_set_name in ('cns_involvement', 'extramedullary_involvement', 'all_in_relapse')
-       and events.start_date
-           >= {{ add_days('course.relapse_date', -var('relapse_evidence_days')) }}
-       and events.start_date
-           <= {{ add_days('course.relapse_date', var('relapse_evidence_days')) }}
-    group by course.person_id
+        on events.person_id = relapse_codes.person_id
+       and events.start_date = relapse_codes.status_date
+       and events.concept_set_name in (
+           'cns_involvement', 'extramedullary_involvement', 'bone_marrow_assessment'
+       )
+    group by relapse_codes.person_id
 ),
 
 cd19_labs as (
     select
-        course.person_id,
-        events.start_date,
-        events.event_id,
+        relapse_codes.person_id,
         case
             when events.value_as_concept_id in ({{ var('value_positive_concepts') | join(', ') }})
                 then 'positive'
-            when events.value_as_concept_id in ({{ var('value_negative_concepts') | join(', ') }})
-                then 'negative'
-            else 'unknown'
+            else 'negative'
         end as result,
         row_number() over (
-            partition by course.person_id
-            order by
-                abs({{ dbt.datediff('course.relapse_date', 'events.start_date', 'day') }}),
-                events.start_date,
-                events.event_id
+            partition by relapse_codes.person_id
+            order by relapse_codes.status_date, events.event_id
         ) as nearness_rank
-    from course
+    from relapse_codes
     inner join events
-        on events.person_id = course.person_id
+        on events.person_id = relapse_codes.person_id
        and events.concept_set_name = 'cd19_labs'
-       and events.start_date
-           >= {{ add_days('course.relapse_date', -var('relapse_evidence_days')) }}
-       and events.start_date
-           <= {{ add_days('course.relapse_date', var('relapse_evidence_days')) }}
+       and events.start_date = relapse_codes.status_date
+       and events.value_as_concept_id in (
+           {{ (var('value_positive_concepts') + var('value_negative_concepts')) | join(', ') }}
+       )
 ),
 
 bcr_abl1 as (
