@@ -427,7 +427,8 @@ def _fisher_rxc(x: NDArray[np.float64]) -> TestResult:
             v = np.concatenate([pv for pv, _ in parts])
             m = np.concatenate([pm for _, pm in parts])
             keys, first, inv = np.unique(np.round(v * 1e9), return_index=True, return_inverse=True)
-            stage[child] = (v[first], np.bincount(inv, weights=m, minlength=keys.size))
+            summed = np.bincount(inv, weights=m, minlength=keys.size).astype(np.float64)
+            stage[child] = (v[first].astype(np.float64), summed)
     for vals, mults in stage.values():
         ok = const + vals <= threshold
         p_total += float((mults[ok] * np.exp(const + vals[ok])).sum())
