@@ -415,48 +415,42 @@ class _CoxEngine:
         resid -= r[:, None] * (self.X * h[:, None] - ha)
         return resid
 
-    def variance_terms(self, beta: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """Per event group: Schoenfeld sum ``sum_deaths w (x - a)`` and information V_g."""
+    def zph_parts(self, beta: FloatArray, g: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Score and information of the model augmented with ``x * g(t)`` at ``(beta, 0)``.
+
+        ``g`` holds one value per event group. Returns the score of the ``x * g`` block
+        (``sum_g g * Schoenfeld_g``) and the ``2p x 2p`` information matrix built from
+        ``sum_g c_g V_g`` for ``c = 1, g, g^2``, each formed like :meth:`evaluate`'s
+        information (no per-group ``p x p`` arrays).
+        """
         eta = self.X @ beta
         r, _ = self._risk(eta)
         wr = self.weights * r
         t = self._terms(wr)
         a, lam = t["a"], t["lam"]
         w_d = self.weights[self.deaths]
-        x_d = self.X[self.deaths]
-        obs = np.add.reduceat(w_d[:, None] * x_d, self.group_start, axis=0)
-        expected = self._per_group(self.term_wt[:, None] * a)
-        schoenfeld = obs - expected
-        # V_g = sum_k lam_k (S2 - f_k D2) - wt_k a_k a_k'; S2 per group is p x p per group.
-        groups = self.n_groups
-        p = self.p
-        v = np.zeros((groups, p, p))
-        # sum over at-risk rows of wr x x' for each group: loop over covariate pairs.
-        for j in range(p):
-            for k in range(j, p):
-                prod = wr * self.X[:, j] * self.X[:, k]
-                s = self._group_sum(prod)
-                v[:, j, k] = v[:, k, j] = s
+        obs = np.add.reduceat(w_d[:, None] * self.X_d, self.group_start, axis=0)
+        schoenfeld = obs - self._per_group(self.term_wt[:, None] * a)
         lam_g = self._per_group(lam)
-        v *= lam_g[:, None, None]
-        if self.efron:
-            lam_f = self._per_group(lam * self.term_frac)
-            d2 = np.einsum("i,ij,ik->ijk", wr[self.deaths], x_d, x_d)
-            d2g = np.add.reduceat(d2, self.group_start, axis=0)
-            v -= lam_f[:, None, None] * d2g
-        aa = np.einsum("t,tj,tk->tjk", self.term_wt, a, a)
-        v -= self._per_group(aa) if self.efron else aa
-        return schoenfeld, v, self.group_time
+        lam_f = self._per_group(lam * self.term_frac) if self.efron else None
 
-    def _group_sum(self, values: FloatArray) -> FloatArray:
-        va = values[self.order_a]
-        c = np.concatenate([[0.0], np.cumsum(va)])
-        s = c[self.a_hi] - c[self.a_lo]
-        if self.has_entry:
-            vb = values[self.order_b]
-            e = np.concatenate([[0.0], np.cumsum(vb)])
-            s = s - (e[self.b_hi] - e[self.b_lo])
-        return s
+        def block(c: FloatArray) -> FloatArray:
+            h = self._row_cumulative(lam_g * c)
+            if lam_f is not None:
+                h[self.deaths] -= (lam_f * c)[self.death_group]
+            term_c = self.term_wt * c[self.term_group]
+            out: FloatArray = (self.X.T * (wr * h)) @ self.X - (a * term_c[:, None]).T @ a
+            return (out + out.T) / 2
+
+        p = self.p
+        imat = np.zeros((2 * p, 2 * p))
+        imat[:p, :p] = block(np.ones_like(g))
+        cross = block(g)
+        imat[:p, p:] = cross
+        imat[p:, :p] = cross.T
+        imat[p:, p:] = block(g * g)
+        u2: FloatArray = g @ schoenfeld
+        return u2, imat
 
 
 # --------------------------------------------------------------------------- linear algebra
@@ -972,17 +966,10 @@ def cox_zph(
     else:
         raise InputDataError(f"cox_zph: unknown transform {transform!r}")
     gtime = ttimes - ttimes[event].mean()
-    schoenfeld, v, _ = engine.variance_terms(fit.coef_)
     # g per event group (all deaths of a group share the time).
     g = gtime[engine.deaths[engine.group_start]]
     p = engine.p
-    u2 = g @ schoenfeld
-    imat = np.zeros((2 * p, 2 * p))
-    imat[:p, :p] = v.sum(axis=0)
-    cross = np.einsum("g,gjk->jk", g, v)
-    imat[:p, p:] = cross
-    imat[p:, :p] = cross.T
-    imat[p:, p:] = np.einsum("g,gjk->jk", g * g, v)
+    u2, imat = engine.zph_parts(fit.coef_, g)
     rows = []
     u_full = np.concatenate([np.zeros(p), u2])
     for j in range(p):
