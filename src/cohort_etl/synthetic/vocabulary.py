@@ -347,6 +347,19 @@ IBUPROFEN = 1177480
 ASPIRIN = 1112807
 HYDROCHLOROTHIAZIDE = 974166
 
+# Background procedures (CPT4, standard; local ids) and observations (local ids)
+CPT_99213_OFFICE_VISIT = _local(801)
+CPT_36415_VENIPUNCTURE = _local(802)
+CPT_71046_CHEST_XRAY = _local(803)
+CPT_93000_ECG = _local(804)
+CPT_85025_CBC = _local(805)
+CPT_96413_CHEMO_INFUSION = _local(806)
+CPT_38221_BONE_MARROW_BIOPSY = _local(807)
+CPT_62270_LUMBAR_PUNCTURE = _local(808)
+NEVER_SMOKER = _local(811)
+CURRENT_SMOKER = _local(812)
+FORMER_SMOKER = _local(813)
+
 # ------------------------------------------------------------------------------------
 # Groups the generator and tests use
 # ------------------------------------------------------------------------------------
@@ -1840,6 +1853,105 @@ _MEAS: list[ConceptRow] = [
 ]
 
 _META: list[ConceptRow] = [
+    _c(
+        CPT_99213_OFFICE_VISIT,
+        "Office or other outpatient visit for the evaluation and management of an established patient, low complexity",
+        "Procedure",
+        "CPT4",
+        "CPT4",
+        "S",
+        "99213",
+    ),
+    _c(
+        CPT_36415_VENIPUNCTURE,
+        "Collection of venous blood by venipuncture",
+        "Procedure",
+        "CPT4",
+        "CPT4",
+        "S",
+        "36415",
+    ),
+    _c(
+        CPT_71046_CHEST_XRAY,
+        "Radiologic examination, chest; 2 views",
+        "Procedure",
+        "CPT4",
+        "CPT4",
+        "S",
+        "71046",
+    ),
+    _c(
+        CPT_93000_ECG,
+        "Electrocardiogram, routine ECG with at least 12 leads; with interpretation and report",
+        "Procedure",
+        "CPT4",
+        "CPT4",
+        "S",
+        "93000",
+    ),
+    _c(
+        CPT_85025_CBC,
+        "Blood count; complete (CBC), automated and automated differential WBC count",
+        "Procedure",
+        "CPT4",
+        "CPT4",
+        "S",
+        "85025",
+    ),
+    _c(
+        CPT_96413_CHEMO_INFUSION,
+        "Chemotherapy administration, intravenous infusion technique; up to 1 hour, single or initial substance/drug",
+        "Procedure",
+        "CPT4",
+        "CPT4",
+        "S",
+        "96413",
+    ),
+    _c(
+        CPT_38221_BONE_MARROW_BIOPSY,
+        "Diagnostic bone marrow; biopsy(ies)",
+        "Procedure",
+        "CPT4",
+        "CPT4",
+        "S",
+        "38221",
+    ),
+    _c(
+        CPT_62270_LUMBAR_PUNCTURE,
+        "Spinal puncture, lumbar, diagnostic",
+        "Procedure",
+        "CPT4",
+        "CPT4",
+        "S",
+        "62270",
+    ),
+    _c(
+        NEVER_SMOKER,
+        "Never smoked tobacco",
+        "Observation",
+        "SNOMED",
+        "Clinical Finding",
+        "S",
+        "LOCAL-NEVER-SMOKER",
+    ),
+    _c(
+        CURRENT_SMOKER,
+        "Smokes tobacco daily",
+        "Observation",
+        "SNOMED",
+        "Clinical Finding",
+        "S",
+        "LOCAL-CURRENT-SMOKER",
+    ),
+    _c(
+        FORMER_SMOKER,
+        "Ex-smoker",
+        "Observation",
+        "SNOMED",
+        "Clinical Finding",
+        "S",
+        "LOCAL-FORMER-SMOKER",
+    ),
     _c(MALE, "MALE", "Gender", "Gender", "Gender", "S", "M"),
     _c(FEMALE, "FEMALE", "Gender", "Gender", "Gender", "S", "F"),
     _c(AMERICAN_INDIAN, "American Indian or Alaska Native", "Race", "Race", "Race", "S", "1"),
