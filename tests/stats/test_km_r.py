@@ -268,6 +268,8 @@ d$celltype <- as.character(d$celltype)
 d$w <- (seq_len(nrow(d)) %% 3) + 1
 f <- survfit(Surv(time, status) ~ 1, data = d, weights = w)
 fe <- survfit(Surv(time, status) ~ 1, data = d[rep(seq_len(nrow(d)), d$w), ])
+d$fw <- d$w / 3 + 0.1
+ff <- survfit(Surv(time, status) ~ 1, data = d, weights = fw, robust = FALSE)
 entry <- pmin(d$time - 1, (seq_len(nrow(d)) %% 5) * 7)
 d$entry <- pmax(entry, 0)
 ft <- survfit(Surv(entry, time, status) ~ 1, data = d)
@@ -283,6 +285,8 @@ result <- list(d = d, flat = flat,
            lower = f$lower, upper = f$upper,
            median = unname(summary(f)$table[c("median", "0.95LCL", "0.95UCL")])),
   expanded_surv = fe$surv,
+  fw = list(n.risk = ff$n.risk, surv = ff$surv, std.err = ff$std.err, lower = ff$lower,
+            upper = ff$upper),
   lt = list(time = ft$time, n.risk = ft$n.risk, n.event = ft$n.event, surv = ft$surv,
             std.err = ft$std.err, lower = ft$lower, upper = ft$upper))
 """
@@ -314,8 +318,9 @@ def test_veteran_flat_half_segment(veteran_r: dict[str, Any], conf_type: str) ->
 
 
 def test_veteran_weights_and_delayed_entry(veteran_r: dict[str, Any]) -> None:
-    """Case weights (survfit(weights = w), equal to replicating rows) and left truncation
-    (Surv(entry, time, status)): times, numbers at risk, surv, std.err, limits."""
+    """Case weights (survfit(weights = w), equal to replicating rows; fractional weights
+    with robust = FALSE) and left truncation (Surv(entry, time, status)): times, numbers
+    at risk, surv, std.err, limits."""
     d = veteran_r["d"]
     km = KaplanMeier().fit(d["time"], d["status"], weights=d["w"])
     r = veteran_r["w"]
@@ -328,6 +333,18 @@ def test_veteran_weights_and_delayed_entry(veteran_r: dict[str, Any]) -> None:
     close(km.upper_, r["upper"])
     m = km.median()
     close([m.time, m.lower, m.upper], r["median"])
+    # fractional weights: Greenwood variance = R's robust = FALSE (R's default for
+    # non-integer weights is an infinitesimal-jackknife variance, not offered here)
+    km = KaplanMeier().fit(d["time"], d["status"], weights=d["fw"])
+    r = veteran_r["fw"]
+    for ours, key in (
+        (km.n_risk_, "n.risk"),
+        (km.survival_, "surv"),
+        (km.std_err_log_, "std.err"),
+        (km.lower_, "lower"),
+        (km.upper_, "upper"),
+    ):
+        close(ours, r[key])
     km = KaplanMeier().fit(d["time"], d["status"], entry=d["entry"])
     r = veteran_r["lt"]
     # R lists only times with a subject leaving; ours too (entry times are not curve times)

@@ -367,7 +367,10 @@ class KaplanMeier:
         events : array-like, optional
             1 for the event, 0 for censoring; default all events.
         weights : array-like, optional
-            Non-negative case weights (integer weights equal replicated rows).
+            Non-negative case weights (integer weights equal replicated rows). The
+            variance is always Greenwood's with weighted counts, i.e. R's
+            ``survfit(..., robust = FALSE)``; for non-integer weights R's default is an
+            infinitesimal-jackknife variance instead, which this class does not offer.
         entry : array-like, optional
             Delayed-entry (left-truncation) times, each < its duration: a subject is at
             risk on (entry, duration], as ``Surv(entry, time, status)``.
