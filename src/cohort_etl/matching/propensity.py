@@ -127,7 +127,7 @@ def _irls(xs: np.ndarray, y: np.ndarray, ridge: float, max_iter: int, tol: float
     while it < max_iter:
         it += 1
         mu = expit(eta)
-        w = mu * (1 - mu)
+        w = np.maximum(mu * (1 - mu), 1e-300)
         z = eta + (y - mu) / w
         xtw = design.T * w
         new = np.linalg.solve(xtw @ design + np.diag(penalty), xtw @ z)
@@ -141,6 +141,8 @@ def _irls(xs: np.ndarray, y: np.ndarray, ridge: float, max_iter: int, tol: float
             halvings += 1
         step = float(np.max(np.abs(new - coef)))
         coef, eta = new, eta_new
+        if not np.all(np.isfinite(coef)) or (it >= 5 and float(np.max(np.abs(eta))) > 40):
+            break  # diverging: (quasi-)separation; reported by the caller
         if abs(dev - dev_old) / (abs(dev) + 0.1) < tol and step < 1e-7:
             converged = True
             break
