@@ -48,7 +48,7 @@ def km_plot(
     ``time_scale`` divides times for display (e.g. 365.25 to show years).
     """
     fig = plt.figure(figsize=(7.5, 5.6))
-    grid = fig.add_gridspec(2, 1, height_ratios=(4, 1 + 0.25 * len(curves)), hspace=0.08)
+    grid = fig.add_gridspec(2, 1, height_ratios=(4, 1 + 0.25 * len(curves)), hspace=0.3)
     ax = fig.add_subplot(grid[0])
     for i, (label, table) in enumerate(curves.items()):
         colour = PALETTE[i % len(PALETTE)]
@@ -96,7 +96,7 @@ def km_plot(
     table_ax.set_title("Number at risk", loc="left", fontsize=9)
     for side in ("top", "right", "left"):
         table_ax.spines[side].set_visible(False)
-    table_ax.tick_params(axis="y", length=0)
+    table_ax.tick_params(axis="y", length=0, pad=16)
     return _save(fig, path)
 
 

@@ -49,7 +49,7 @@ class TimeToEvent(_Strict):
     type: Literal["time_to_event"]
     label: str
     start: str
-    event_date: str
+    event_date: str | list[str]  # several columns: the earliest is the event (e.g. RFS)
     censor_date: str
     horizons_days: list[int] = Field(default_factory=list)
     risk_times_days: list[int] = Field(default_factory=list)
@@ -88,6 +88,7 @@ class GroupComparison(_Strict):
     outcome: str
     by: str
     levels: list[str] | None = None
+    level_labels: dict[str, str] = Field(default_factory=dict)
     label: str = ""
 
 
@@ -117,6 +118,10 @@ class StudySpec(_Strict):
     comparisons: list[GroupComparison] = Field(default_factory=list)
     cox_models: list[CoxModel] = Field(default_factory=list)
     sensitivity: list[Sensitivity] = Field(default_factory=list)
+    include: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Analyse only rows whose column value (as text) is in the list.",
+    )
     data_cutoff: dt.date
     min_cell_count: int = Field(5, ge=0)
 

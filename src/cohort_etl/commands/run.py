@@ -1,0 +1,63 @@
+"""``cohort-etl run``: the main job, end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cohort_etl.commands.options import profile_option
+from cohort_etl.config import get_profile
+
+
+@click.command("run")
+@profile_option
+@click.option(
+    "--study",
+    "studies",
+    multiple=True,
+    metavar="NAME",
+    help="Run only this study (repeatable); default every studies/*.yaml.",
+)
+@click.option(
+    "--out",
+    "out_root",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output folder (default output/<profile>/).",
+)
+@click.option("--skip-build", is_flag=True, help="Use the existing marts; do not run dbt.")
+@click.option(
+    "--no-demo",
+    is_flag=True,
+    help="Fail instead of generating the demo CDM when the profile has none.",
+)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    profile_name: str | None,
+    studies: tuple[str, ...],
+    out_root: Path | None,
+    skip_build: bool,
+    no_demo: bool,
+) -> None:
+    """Build the cohorts (dbt), analyse each study and write results and reports.
+
+    On the embedded default profile with no CDM yet, a synthetic demo CDM is generated
+    first. Outputs: output/<profile>/<study>/{results.json, tables/, figures/,
+    analysis_dataset.csv, report.html, manifest.json}.
+    """
+    from cohort_etl.studies.runner import run_pipeline
+
+    profile = get_profile(profile_name)
+    quiet = bool(ctx.obj and ctx.obj.get("quiet"))
+    summary = run_pipeline(
+        profile,
+        studies=list(studies) or None,
+        out_root=out_root,
+        build=not skip_build,
+        allow_demo=not no_demo,
+        quiet=quiet,
+    )
+    for name, paths in summary.outputs.items():
+        click.echo(f"{name}: {paths['report']}")

@@ -1,0 +1,198 @@
+"""End to end for a profile: make sure a CDM exists, build the marts with dbt, run each
+study spec on its mart, and write results, figures, report and a run manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import subprocess
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cohort_etl import __version__
+from cohort_etl.config import NamedProfile, project_root
+from cohort_etl.db import connected
+from cohort_etl.errors import BuildError, ConfigError, SpecError
+from cohort_etl.progress import Progress
+from cohort_etl.studies.engine import StudyEngine
+from cohort_etl.studies.outputs import write_outputs
+from cohort_etl.studies.spec import StudySpec, discover, load_spec
+
+log = logging.getLogger(__name__)
+
+#: Seed and size of the embedded demo CDM generated when no CDM is configured.
+DEMO_SEED = 42
+
+
+@dataclass
+class RunSummary:
+    outputs: dict[str, dict[str, Path]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def git_revision() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=project_root(),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=project_root(),
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def concept_set_hashes(folder: Path | None = None) -> dict[str, str]:
+    folder = folder or project_root() / "concept_sets"
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+        for p in sorted(folder.glob("*.json"))
+    }
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def select_specs(studies_dir: Path, names: list[str] | None) -> list[tuple[Path, StudySpec]]:
+    paths = discover(studies_dir)
+    if not paths:
+        raise SpecError(f"{studies_dir}: no study specs (*.yaml)")
+    specs = [(p, load_spec(p)) for p in paths]
+    if names:
+        known = {s.name for _, s in specs}
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise SpecError(
+                f"unknown study {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        specs = [(p, s) for p, s in specs if s.name in names]
+    return specs
+
+
+def ensure_cdm(profile: NamedProfile, allow_demo: bool) -> dict[str, Any]:
+    """Generate the demo CDM when the profile has none; refuse otherwise."""
+    from cohort_etl.synthetic.generator import cdm_has_tables, generate
+    from cohort_etl.synthetic.params import SynthParams
+
+    if cdm_has_tables(profile):
+        return {"generated": False}
+    if not allow_demo or profile.dialect != "duckdb":
+        raise ConfigError(
+            f"profile {profile.name!r}: CDM schema {profile.settings.cdm_schema!r} has no tables; "
+            "load your CDM (cohort-etl load) or generate one (cohort-etl synth); the demo CDM "
+            "is generated automatically only into an embedded DuckDB profile"
+        )
+    params = SynthParams(seed=DEMO_SEED)
+    generate(params, profile)
+    return {"generated": True, "seed": DEMO_SEED, "persons": params.persons}
+
+
+def read_mart(profile: NamedProfile, mart: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    schema = profile.settings.results_schema
+    with connected(profile) as db:
+        if mart not in db.tables(schema):
+            raise BuildError(
+                f"analysis mart {schema}.{mart} does not exist; run the dbt build first"
+            )
+        data = db.query_df(f"select * from {db.table_ref(schema, mart)} order by person_id")
+        attrition = None
+        if "cohort_attrition" in db.tables(schema):
+            attrition = db.query_df(
+                f"select cohort_definition_name, rule_number, rule_name, persons_remaining, "
+                f"persons_removed from {db.table_ref(schema, 'cohort_attrition')} "
+                "order by cohort_definition_id, rule_number"
+            )
+        vocab = None
+        try:
+            vocab = db.scalar(
+                f"select vocabulary_version from "
+                f"{db.table_ref(profile.settings.cdm_schema, 'vocabulary')} "
+                "where vocabulary_id = 'None'"
+            )
+        except Exception:  # noqa: BLE001 - a CDM without the 'None' row is still usable
+            vocab = None
+    data.attrs["vocabulary_version"] = vocab
+    return data, attrition
+
+
+def study_attrition(spec: StudySpec, attrition: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The attrition rows of the cohort a study's mart is built from."""
+    if attrition is None:
+        return None
+    cohort = {
+        "analysis_hsct_after_cart": "cart_index",
+        "analysis_salvage_after_relapse": "salvage_after_relapse",
+    }.get(spec.mart)
+    part = attrition[attrition["cohort_definition_name"] == cohort]
+    if part.empty:
+        return None
+    return part.rename(columns={"rule_name": "rule"})[
+        ["rule_number", "rule", "persons_remaining", "persons_removed"]
+    ].reset_index(drop=True)
+
+
+def run_pipeline(
+    profile: NamedProfile,
+    *,
+    studies: list[str] | None = None,
+    out_root: Path | None = None,
+    build: bool = True,
+    allow_demo: bool = True,
+    quiet: bool = False,
+) -> RunSummary:
+    studies_dir = project_root() / "studies"
+    specs = select_specs(studies_dir, studies)
+    out_root = out_root or project_root() / "output" / profile.name
+    progress = Progress(total=2 + len(specs), quiet=quiet)
+    summary = RunSummary()
+    with progress.stage("cdm", f"profile {profile.name}"):
+        cdm_info = ensure_cdm(profile, allow_demo)
+    with progress.stage("dbt build"):
+        if build:
+            from cohort_etl.dbt_runner import build as dbt_build
+
+            dbt_build(profile)
+    for path, spec in specs:
+        with progress.stage(f"study {spec.name}"):
+            data, attrition = read_mart(profile, spec.mart)
+            result = StudyEngine(spec, source=f"mart {spec.mart}").run(
+                data, study_attrition(spec, attrition)
+            )
+            manifest = {
+                "package_version": __version__,
+                "dbt_core_version": _version("dbt-core"),
+                "dbt_adapter_version": _version(f"dbt-{profile.dialect}"),
+                "duckdb_version": _version("duckdb"),
+                "git_revision": git_revision(),
+                "profile": profile.name,
+                "dialect": profile.dialect,
+                "study_spec": str(path.relative_to(project_root())),
+                "study_spec_sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16],
+                "concept_sets_sha256": concept_set_hashes(),
+                "vocabulary_version": data.attrs.get("vocabulary_version"),
+                "matching_seed": spec.matching.seed,
+                "demo_cdm": cdm_info,
+                "data_cutoff": spec.data_cutoff.isoformat(),
+                "timings_seconds": dict(progress.timings),
+            }
+            summary.outputs[spec.name] = write_outputs(spec, result, out_root / spec.name, manifest)
+    summary.timings = dict(progress.timings)
+    (out_root / "run_timings.json").write_text(json.dumps(summary.timings, indent=2) + "\n")
+    return summary
