@@ -67,6 +67,17 @@ def headline(spec: StudySpec, result: StudyResult) -> list[tuple[str, str]]:
             for h in o.horizons_days:
                 parts = []
                 for label, arm in per_arm.items():
+                    if o.competing_date:
+                        row = next(
+                            (r for r in arm.get("cumulative_incidence", []) if int(r["time"]) == h),
+                            None,
+                        )
+                        if row:
+                            parts.append(
+                                f"{_pct(row['cif'])} ({_pct(row['lower'])}–{_pct(row['upper'])}) "
+                                f"{label}"
+                            )
+                        continue
                     row = _horizon_surv(arm, h)
                     if row:
                         parts.append(
@@ -75,8 +86,13 @@ def headline(spec: StudySpec, result: StudyResult) -> list[tuple[str, str]]:
                         )
                 years = h / 365.25
                 when = f"{years:.0f}-year" if abs(years - round(years)) < 0.01 else f"day-{h}"
+                what = (
+                    f"{when} cumulative incidence of {o.label} (Aalen-Johansen)"
+                    if o.competing_date
+                    else f"{when} {o.label} (Kaplan-Meier)"
+                )
                 if parts:
-                    lines.append((f"{when} {o.label} (Kaplan-Meier)", " vs ".join(parts)))
+                    lines.append((what, " vs ".join(parts)))
             cox = out.get("cox")
             if cox and cox.get("estimable"):
                 lr = out.get("logrank", {})
@@ -200,6 +216,8 @@ def write_outputs(
         paths["analysis_dataset"] = path
 
     sections: list[Section] = []
+    km_sections = _km_sections(spec, result, fig_dir, paths)
+    sections.extend(km_sections[:1])  # the primary outcome's curves right below the headline
     if "attrition" in result.tables:
         att = result.tables["attrition"]
         fig = figures.attrition_flow(att, fig_dir / "attrition.png", title="Cohort attrition")
@@ -254,27 +272,7 @@ def write_outputs(
     if spec.arms:
         sections.append(match_sec)
 
-    for key, curves in result.km_curves.items():
-        if not curves:
-            continue
-        o_name = key.split("_by_")[0]
-        o = spec.outcome(o_name)
-        fig = figures.km_plot(
-            {k: c.table for k, c in curves.items()},
-            fig_dir / f"km_{key}.png",
-            title=f"{o.label}" + (f" by {key.split('_by_')[1]}" if "_by_" in key else ""),
-            risk_times=result.risk_times[key],
-            risk_table={k: _suppress(c.risk, spec.min_cell_count) for k, c in curves.items()},
-            time_unit="days",
-        )
-        paths[f"figure:km_{key}"] = fig
-        sections.append(
-            Section(
-                f"Kaplan-Meier: {o.label}"
-                + (f" by {key.split('_by_')[1]}" if "_by_" in key else ""),
-                figures=[("Kaplan-Meier estimate with 95% CI and numbers at risk", fig)],
-            )
-        )
+    sections.extend(km_sections[1:])
     if result.forest is not None:
         fig = figures.forest_plot(result.forest, fig_dir / "forest.png")
         sections.append(
@@ -302,6 +300,34 @@ def write_outputs(
     paths["manifest"] = out_dir / "manifest.json"
     paths["manifest"].write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     return paths
+
+
+def _km_sections(
+    spec: StudySpec, result: StudyResult, fig_dir: Path, paths: dict[str, Path]
+) -> list[Section]:
+    sections: list[Section] = []
+    for key, curves in result.km_curves.items():
+        if not curves:
+            continue
+        o_name = key.split("_by_")[0]
+        o = spec.outcome(o_name)
+        fig = figures.km_plot(
+            {k: c.table for k, c in curves.items()},
+            fig_dir / f"km_{key}.png",
+            title=f"{o.label}" + (f" by {key.split('_by_')[1]}" if "_by_" in key else ""),
+            risk_times=result.risk_times[key],
+            risk_table={k: _suppress(c.risk, spec.min_cell_count) for k, c in curves.items()},
+            time_unit="days",
+        )
+        paths[f"figure:km_{key}"] = fig
+        sections.append(
+            Section(
+                f"Kaplan-Meier: {o.label}"
+                + (f" by {key.split('_by_')[1]}" if "_by_" in key else ""),
+                figures=[("Kaplan-Meier estimate with 95% CI and numbers at risk", fig)],
+            )
+        )
+    return sections
 
 
 def _suppress(counts: list[int], min_cell: int) -> list[int | str]:
