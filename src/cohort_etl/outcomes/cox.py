@@ -228,25 +228,35 @@ class _CoxEngine:
     ) -> None:
         n, p = X.shape
         self.n, self.p = n, p
-        self.weights = weights
-        self.strata = strata
         # Centre the covariates (as R does): eta and the partial likelihood are unchanged.
         self.means = (weights @ X) / weights.sum()
-        self.X = X - self.means
-        self.event = event
 
         # Integer codes of every time point so keys are exact (no float comparisons).
         pool = stop if start is None else np.concatenate([stop, start])
         grid = np.unique(pool)
         n_grid = grid.shape[0] + 2
         stop_code = np.searchsorted(grid, stop).astype(np.int64) + 1
-        base = strata * n_grid
 
-        # Order A: stratum ascending, stop time descending.
-        key_a = base + (n_grid - 1 - stop_code)
-        self.order_a = np.argsort(key_a, kind="stable")
-        key_a_sorted = key_a[self.order_a]
-        self.X_a = self.X[self.order_a]
+        # Order A: stratum ascending, stop time descending. All row-level arrays are kept in
+        # this order (``perm`` maps back), so risk-set cumulative sums need no gather.
+        key_a = strata * n_grid + (n_grid - 1 - stop_code)
+        perm = np.argsort(key_a, kind="stable")
+        self.perm = perm
+        key_a_sorted = key_a[perm]
+        stop, event, weights, strata = stop[perm], event[perm], weights[perm], strata[perm]
+        stop_code = stop_code[perm]
+        if start is not None:
+            start = start[perm]
+        self.stop, self.event, self.weights, self.strata, self.start = (
+            stop,
+            event,
+            weights,
+            strata,
+            start,
+        )
+        self.X = X[perm]
+        self.X -= self.means
+        base = strata * n_grid
 
         # Event groups: distinct (stratum, time) with at least one event, time ascending.
         deaths = np.flatnonzero(event)
@@ -307,23 +317,21 @@ class _CoxEngine:
             self.term_wt = group_weight
         self.efron = ties == "efron"
 
-        # Strata boundaries in order A for the per-stratum shift of eta.
-        strata_a = strata[self.order_a]
-        self.stratum_first = np.flatnonzero(np.r_[True, strata_a[1:] != strata_a[:-1]])
-        self.stratum_of_block = strata_a[self.stratum_first]
+        # Strata boundaries (rows are in order A) for the per-stratum shift of eta.
+        self.stratum_first = np.flatnonzero(np.r_[True, strata[1:] != strata[:-1]])
+        self.stratum_of_block = strata[self.stratum_first]
 
     # ---------------------------------------------------------------- risk-set sums
     def _risk(self, eta: FloatArray) -> tuple[FloatArray, FloatArray]:
         """exp(eta - shift) with a per-stratum shift (max eta), and the shift per row."""
-        eta_a = eta[self.order_a]
-        block_max = np.maximum.reduceat(eta_a, self.stratum_first)
+        block_max = np.maximum.reduceat(eta, self.stratum_first)
         shift = np.zeros(int(self.strata.max()) + 1)
         shift[self.stratum_of_block] = block_max
         row_shift = shift[self.strata]
         return np.exp(eta - row_shift), row_shift
 
     def _sums(self, wr: FloatArray) -> tuple[FloatArray, FloatArray]:
-        s0, s1 = self._cumulative(wr[self.order_a], self.X_a, self.a_lo, self.a_hi)
+        s0, s1 = self._cumulative(wr, self.X, self.a_lo, self.a_hi)
         if self.has_entry:
             e0, e1 = self._cumulative(wr[self.order_b], self.X_b, self.b_lo, self.b_hi)
             s0 = s0 - e0
@@ -413,7 +421,9 @@ class _CoxEngine:
             mean_a = a
         resid[self.deaths] += self.X[self.deaths] - mean_a[self.death_group]
         resid -= r[:, None] * (self.X * h[:, None] - ha)
-        return resid
+        out = np.empty_like(resid)
+        out[self.perm] = resid
+        return out
 
     def zph_parts(self, beta: FloatArray, g: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Score and information of the model augmented with ``x * g(t)`` at ``(beta, 0)``.
@@ -668,7 +678,6 @@ class CoxPH:
 
         engine = _CoxEngine(stop, event, matrix, w, stratum_codes, start, self.ties)
         self._engine = engine
-        self._data = (stop, event, start)
         p = matrix.shape[1]
         beta = np.zeros(p)
         ev = engine.evaluate(beta)
@@ -755,7 +764,14 @@ class CoxPH:
         zq = stats.norm.ppf(1 - self.alpha / 2)
         wald_step, _ = _solve(used_var, coef, self.toler_chol)
         concordance = (
-            _concordance(stop, event, engine.X @ coef, stratum_codes, w, start)
+            _concordance(
+                engine.stop,
+                engine.event,
+                engine.X @ coef,
+                engine.strata,
+                engine.weights,
+                engine.start,
+            )
             if self.compute_concordance
             else None
         )
@@ -954,7 +970,7 @@ def cox_zph(
     if not hasattr(fit, "_engine"):
         raise NotEstimable("cox_zph: the Cox model has not been fitted")
     engine: _CoxEngine = fit._engine
-    stop, event, start = fit._data
+    stop, event, start = engine.stop, engine.event, engine.start
     if transform == "identity":
         ttimes = stop
     elif transform == "log":
