@@ -109,7 +109,15 @@ class SourceDictionary:
         return self.values[np.searchsorted(self.keys, concept_ids)]
 
 
-def _source_tables() -> dict[str, object]:
+@dataclass
+class _ConditionSources:
+    std: np.ndarray
+    icd10: np.ndarray
+    icd9: np.ndarray
+    cond_src: SourceDictionary
+
+
+def _source_tables() -> _ConditionSources:
     chronic_ids = np.array([c[0] for c in _CHRONIC], np.int64)
     std = sorted(set(chronic_ids.tolist()) | set(_ACUTE.tolist()))
     std_arr = np.array(std, np.int64)
@@ -118,7 +126,7 @@ def _source_tables() -> dict[str, object]:
         [v.BACKGROUND_ICD9_SOURCE.get(s, v.BACKGROUND_ICD10_SOURCE[s]) for s in std], np.int64
     )
     cond_src = SourceDictionary.of(icd10.tolist() + icd9.tolist(), _UNMAPPED_CODES)
-    return {"std": std_arr, "icd10": icd10, "icd9": icd9, "cond_src": cond_src}
+    return _ConditionSources(std_arr, icd10, icd9, cond_src)
 
 
 _SRC = _source_tables()
@@ -271,10 +279,10 @@ def generate_block(params: SynthParams, block: int) -> BlockResult:
     acute = _ACUTE[rng.choice(len(_ACUTE), nc, p=_ACUTE_P)]
     cstd = np.where(use_chronic, chronic_ids[j], acute)
     cdate = v_start[cv]
-    pos = np.searchsorted(_SRC["std"], cstd)  # type: ignore[arg-type]
+    pos = np.searchsorted(_SRC.std, cstd)
     icd9 = cdate < ICD10_TRANSITION
-    csrc = np.where(icd9, _SRC["icd9"][pos], _SRC["icd10"][pos])  # type: ignore[index]
-    cond_src: SourceDictionary = _SRC["cond_src"]  # type: ignore[assignment]
+    csrc = np.where(icd9, _SRC.icd9[pos], _SRC.icd10[pos])
+    cond_src = _SRC.cond_src
     csrc_idx = cond_src.index(csrc)
     unmapped = rng.random(nc) < params.p_unmapped_condition
     n_unmapped_codes = len(_UNMAPPED_CODES)
@@ -305,9 +313,8 @@ def generate_block(params: SynthParams, block: int) -> BlockResult:
         dups = np.sort(rng.choice(rest, k_dup, replace=False)) if k_dup else np.zeros(0, np.int64)
         errors["duplicates"] += k_dup
         take = np.concatenate([np.arange(nc), dups])
-        cstd, csrc, csrc_idx, cdate, cperson, cvisit = (
-            a[take] for a in (cstd, csrc, csrc_idx, cdate, cperson, cvisit)
-        )
+        cstd, csrc, csrc_idx = cstd[take], csrc[take], csrc_idx[take]
+        cdate, cperson, cvisit = cdate[take], cperson[take], cvisit[take]
         nc = len(take)
         dead = np.flatnonzero(dies & (op_end <= cutoff - 31))
         k_dead = min(params.n_after_death_background, len(dead))

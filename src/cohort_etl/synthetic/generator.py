@@ -276,7 +276,9 @@ def generate(
                 views.append(
                     f"create view {db.table_ref(cdm, table)} as select "
                     + ", ".join(cols)
-                    + f" from {db.table_ref(storage, table)}"
+                    # unqualified: the view keeps working when the file is attached under
+                    # another catalog name
+                    + f" from {quote_ident(storage)}.{quote_ident(table)}"
                 )
                 where[table] = storage
             else:

@@ -714,7 +714,7 @@ class Simulator:
         )
         # --- diagnosis and first line ---
         self.diagnosis(t, dx, ph)
-        frontline = FRONTLINE_PEDIATRIC if age < 40 else FRONTLINE_ADULT
+        frontline: tuple[int, ...] = FRONTLINE_PEDIATRIC if age < 40 else FRONTLINE_ADULT
         if lineage == "DLBCL":
             frontline = (
                 v.RITUXIMAB,
@@ -1165,11 +1165,7 @@ class Simulator:
             )
             t.record_before_op = True
             self.errors["before_op"] += 1
-        dead = [
-            pid
-            for pid in ordered
-            if by_id[pid].death_date is not None and by_id[pid].death_date <= self.cutoff - 30
-        ]
+        dead = [pid for pid in ordered if (by_id[pid].death_date or INF) <= self.cutoff - 30]
         for pid in dead[: p.n_after_death_all]:
             t = by_id[pid]
             self.rec.start(pid, -INF, INF)

@@ -1282,12 +1282,12 @@ _FORMS = {
     ASPIRIN: "81 MG Oral Tablet",
     HYDROCHLOROTHIAZIDE: "25 MG Oral Tablet",
 }
-for _iid, _name, _ in _INGREDIENTS:
+for _iid, _iname, _icode in _INGREDIENTS:
     _form = _FORMS.get(_iid, "Injectable Solution")
     _DRUGS.append(
         _c(
             CLINICAL_DRUG[_iid],
-            f"{_name} {_form}",
+            f"{_iname} {_form}",
             "Drug",
             "RxNorm",
             "Clinical Drug",
@@ -1379,8 +1379,8 @@ _ATC: list[tuple[int, str, str, str, int | None, tuple[int, ...]]] = [
     (21602730, "dexamethasone; systemic", "H02AB02", "ATC 5th", ATC_H02AB, (DEXAMETHASONE,)),
     (21602735, "prednisone; oral", "H02AB07", "ATC 5th", ATC_H02AB, (PREDNISONE,)),
 ]
-for _aid, _name, _code, _cls, _, _ in _ATC:
-    _DRUGS.append(_c(_aid, _name, "Drug", "ATC", _cls, "C", _code))
+for _aid, _aname, _acode, _cls, _apar, _aings in _ATC:
+    _DRUGS.append(_c(_aid, _aname, "Drug", "ATC", _cls, "C", _acode))
 
 _PROC = "Procedure"
 _PROCEDURES: list[ConceptRow] = [
@@ -2165,9 +2165,9 @@ _IS_A: list[tuple[int, int]] = [
 _IS_A = [(child, parent) for child, parent in _IS_A if child != parent]
 for _iid, _cd in CLINICAL_DRUG.items():
     _IS_A.append((_cd, _iid))
-for _aid, _, _, _, _parent, _ings in _ATC:
-    if _parent is not None:
-        _IS_A.append((_aid, _parent))
+for _aid, _an, _ac, _acl, _aparent, _ings in _ATC:
+    if _aparent is not None:
+        _IS_A.append((_aid, _aparent))
     for _ing in _ings:
         _IS_A.append((_ing, _aid))
 

@@ -1,0 +1,303 @@
+"""Load a folder of OMOP CDM v5.4 CSV files into a profile's database.
+
+Accepted files: one per table, named like the table in either case (``person.csv``,
+``PERSON.csv``), optionally gzipped (``.csv.gz``), comma- or tab-separated, headers in
+either case. Every file is validated against :mod:`cohort_etl.cdm.spec` before anything
+is written: unknown tables are skipped with a warning, a missing required table or
+column is an error naming the file and column, and a value that does not parse as its
+column's type (or an empty required value) is an error naming file, column and line.
+Everything is written in one transaction, so a failure leaves the target untouched.
+
+Examples
+--------
+>>> from cohort_etl.loader import load_csv_folder                    # doctest: +SKIP
+>>> load_csv_folder(Path("omop_csv"), get_profile("duckdb"), replace=True)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from cohort_etl.cdm.ddl import GENERATED_TABLES, create_table_sql, physical_type
+from cohort_etl.cdm.spec import TABLES, Field
+from cohort_etl.config import NamedProfile
+from cohort_etl.db import Database, connect, quote_ident
+from cohort_etl.errors import CohortEtlError, InputDataError, TargetNotEmpty
+
+log = logging.getLogger(__name__)
+
+#: Tables a CDM folder must contain.
+REQUIRED_TABLES: tuple[str, ...] = ("person", "observation_period")
+_SUFFIX = re.compile(r"\.(csv|tsv|txt)(\.gz)?$", re.IGNORECASE)
+_BATCH_BYTES = 64 << 20
+
+
+@dataclass
+class LoadResult:
+    """What was loaded: rows per table and the files used."""
+
+    schema: str
+    row_counts: dict[str, int] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+    skipped: list[Path] = field(default_factory=list)
+
+
+def find_files(folder: Path) -> tuple[dict[str, Path], list[Path]]:
+    """Map CDM table name -> file in ``folder``; also the files that match no table."""
+    if not folder.is_dir():
+        raise InputDataError(f"{folder}: not a folder")
+    found: dict[str, Path] = {}
+    skipped: list[Path] = []
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or not _SUFFIX.search(path.name):
+            continue
+        table = _SUFFIX.sub("", path.name).lower()
+        if table not in TABLES:
+            skipped.append(path)
+            continue
+        if table in found:
+            raise InputDataError(
+                f"{folder}: two files for table {table}: {found[table].name} and {path.name}"
+            )
+        found[table] = path
+    return found, skipped
+
+
+def _delimiter(path: Path) -> str:
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:  # type: ignore[operator]
+        header = fh.readline()
+    if not header.strip():
+        raise InputDataError(f"{path.name}: empty file (no header line)")
+    return "\t" if header.count("\t") > header.count(",") else ","
+
+
+def _header(path: Path, delimiter: str) -> list[str]:
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=1 << 16),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter),
+        convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=True),
+    )
+    return list(reader.schema.names)
+
+
+def _arrow_type(fld: Field) -> pa.DataType:
+    phys = physical_type(fld, "duckdb")
+    return {
+        "BIGINT": pa.int64(),
+        "INTEGER": pa.int32(),
+        "DOUBLE": pa.float64(),
+        "DATE": pa.date32(),
+        "TIMESTAMP": pa.timestamp("us"),
+    }.get(phys, pa.string())
+
+
+def _batches(path: Path, delimiter: str, names: list[str]) -> Iterator[pa.RecordBatch]:
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=_BATCH_BYTES),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+        ),
+    )
+    try:
+        yield from reader
+    except pa.ArrowInvalid as exc:
+        raise InputDataError(
+            f"{path.name}: cannot parse as CSV: {str(exc).splitlines()[0]}"
+        ) from None
+
+
+def _first_bad(values: pa.Array, ok: pa.Array) -> int:
+    """Index of the first non-empty value for which ``ok`` is false."""
+    bad = pc.and_(pc.invert(pc.fill_null(ok, False)), pc.not_equal(values, ""))
+    idx = pc.index(bad, True).as_py()
+    return int(idx)
+
+
+_INT = re.compile(r"^\s*[-+]?\d+\s*$")
+_FLOAT = r"^\s*[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|nan|NaN|inf|-inf)\s*$"
+_DATE_ISO = r"^\d{4}-\d{2}-\d{2}$"
+_DATE_COMPACT = r"^\d{8}$"
+
+
+def _convert(values: pa.Array, fld: Field, path: Path, first_line: int) -> pa.Array:
+    """Parse one string column to its CDM type; raise naming file, column and line."""
+    target = _arrow_type(fld)
+    empty = pc.equal(pc.utf8_trim_whitespace(values), "")
+    where_null = pc.fill_null(empty, True)
+
+    def fail(index: int, what: str) -> InputDataError:
+        return InputDataError(
+            f"{path.name}: column {fld.name}, line {first_line + index}: {what} "
+            f"{values[index].as_py()!r} (expected {physical_type(fld, 'duckdb').lower()})"
+        )
+
+    if fld.required and pc.any(where_null).as_py():
+        idx = int(pc.index(where_null, True).as_py())
+        raise InputDataError(
+            f"{path.name}: column {fld.name}, line {first_line + idx}: empty value in a required column"
+        )
+    if target == pa.string():
+        return pc.if_else(where_null, pa.scalar(None, pa.string()), values)
+    cleaned = pc.if_else(where_null, pa.scalar(None, pa.string()), pc.utf8_trim_whitespace(values))
+    if pa.types.is_integer(target):
+        ok = pc.match_substring_regex(cleaned, _INT.pattern)
+        if not pc.all(pc.fill_null(ok, True)).as_py():
+            raise fail(_first_bad(cleaned, ok), "not an integer:")
+        try:
+            return pc.cast(cleaned, target)
+        except (pa.ArrowInvalid, OverflowError):
+            raise fail(
+                _first_bad(cleaned, pc.less(pc.utf8_length(cleaned), 19)), "integer out of range:"
+            ) from None
+    if pa.types.is_floating(target):
+        ok = pc.match_substring_regex(cleaned, _FLOAT)
+        if not pc.all(pc.fill_null(ok, True)).as_py():
+            raise fail(_first_bad(cleaned, ok), "not a number:")
+        return pc.cast(cleaned, target)
+    if target == pa.date32():
+        iso = pc.match_substring_regex(cleaned, _DATE_ISO)
+        compact = pc.match_substring_regex(cleaned, _DATE_COMPACT)
+        if pc.all(pc.fill_null(iso, True)).as_py():
+            fmt = "%Y-%m-%d"
+        elif pc.all(pc.fill_null(compact, True)).as_py():
+            fmt = "%Y%m%d"
+        else:
+            raise fail(_first_bad(cleaned, iso), "not a date (YYYY-MM-DD):")
+        try:
+            return pc.cast(pc.strptime(cleaned, format=fmt, unit="s"), pa.date32())
+        except pa.ArrowInvalid:
+            for i, value in enumerate(cleaned.to_pylist()):
+                if value is None:
+                    continue
+                try:
+                    pc.strptime(pa.array([value]), format=fmt, unit="s")
+                except pa.ArrowInvalid:
+                    raise fail(i, "not a valid date:") from None
+            raise
+    if pa.types.is_timestamp(target):
+        try:
+            return pc.cast(pc.cast(cleaned, pa.timestamp("us")), target)
+        except pa.ArrowInvalid:
+            for i, value in enumerate(cleaned.to_pylist()):
+                if value is None:
+                    continue
+                try:
+                    pc.cast(pa.array([value]), pa.timestamp("us"))
+                except pa.ArrowInvalid:
+                    raise fail(i, "not a datetime:") from None
+            raise
+    raise AssertionError(f"unhandled type {target}")  # pragma: no cover
+
+
+@dataclass
+class _Plan:
+    table: str
+    path: Path
+    delimiter: str
+    names: list[str]  # as in the file
+    mapping: dict[str, str]  # file column -> spec column
+
+
+def plan_folder(
+    folder: Path, tables: tuple[str, ...] = GENERATED_TABLES
+) -> tuple[list[_Plan], list[Path]]:
+    """Validate file names and headers (no data read yet)."""
+    files, skipped = find_files(folder)
+    for table in REQUIRED_TABLES:
+        if table not in files:
+            raise InputDataError(
+                f"{folder}: required table {table} is missing (expected {table}.csv)"
+            )
+    plans: list[_Plan] = []
+    for table, path in files.items():
+        if table not in tables:
+            skipped.append(path)
+            continue
+        delimiter = _delimiter(path)
+        names = _header(path, delimiter)
+        lower = {n.strip().lower(): n for n in names}
+        if len(lower) != len(names):
+            raise InputDataError(f"{path.name}: duplicate column names in the header")
+        spec = {f.name: f for f in TABLES[table]}
+        for fld in TABLES[table]:
+            if fld.required and fld.name not in lower:
+                raise InputDataError(f"{path.name}: required column {fld.name} is missing")
+        unknown = [n for n in lower if n not in spec]
+        if unknown:
+            log.warning(
+                "%s: ignoring columns not in the CDM spec: %s", path.name, ", ".join(unknown)
+            )
+        mapping = {lower[n]: n for n in lower if n in spec}
+        plans.append(_Plan(table, path, delimiter, names, mapping))
+    for path in skipped:
+        log.warning("skipping %s: not a CDM table this loader writes", path.name)
+    return plans, skipped
+
+
+def _read(plan: _Plan) -> Iterator[pa.Table]:
+    line = 2
+    fields = {f.name: f for f in TABLES[plan.table]}
+    for batch in _batches(plan.path, plan.delimiter, plan.names):
+        cols, names = [], []
+        for src, dst in plan.mapping.items():
+            cols.append(_convert(batch.column(src), fields[dst], plan.path, line))
+            names.append(dst)
+        line += batch.num_rows
+        yield pa.Table.from_arrays(cols, names=names)
+
+
+def load_csv_folder(folder: Path, profile: NamedProfile, *, replace: bool = False) -> LoadResult:
+    """Load ``folder`` into ``profile``'s CDM schema (one transaction)."""
+    plans, skipped = plan_folder(folder)
+    schema = profile.settings.cdm_schema
+    result = LoadResult(schema, files={p.table: p.path for p in plans}, skipped=skipped)
+    db: Database = connect(profile)
+    in_tx = False
+    try:
+        if db.schema_exists(schema) and db.tables(schema) and not replace:
+            existing = db.tables(schema)
+            raise TargetNotEmpty(
+                f"schema {schema!r} already holds {len(existing)} tables "
+                f"({', '.join(existing[:4])}{', ...' if len(existing) > 4 else ''}); "
+                "pass --replace to overwrite it"
+            )
+        db.execute("begin transaction" if db.dialect == "duckdb" else "begin")
+        in_tx = True
+        db.execute(f"drop schema if exists {quote_ident(schema)} cascade")
+        db.execute(f"create schema {quote_ident(schema)}")
+        for plan in plans:
+            db.execute(create_table_sql(plan.table, db.schema_ref(schema), db.dialect))
+            n = 0
+            for data in _read(plan):
+                if data.num_rows:
+                    db.insert_arrow(schema, plan.table, data)
+                    n += data.num_rows
+            result.row_counts[plan.table] = n
+            log.info("loaded %s: %d rows from %s", plan.table, n, plan.path.name)
+        db.execute("commit")
+        in_tx = False
+    except BaseException as exc:
+        if in_tx:
+            with contextlib.suppress(Exception):
+                db.execute("rollback")
+        if isinstance(exc, CohortEtlError | KeyboardInterrupt):
+            raise
+        raise InputDataError(f"loading {folder} failed and was rolled back: {exc}") from exc
+    finally:
+        db.close()
+    return result
