@@ -31,6 +31,7 @@ from typing import Any
 
 from cohort_etl.concept_sets.compile import compile_seed
 from cohort_etl.concept_sets.registry import load_concept_sets
+from cohort_etl.concept_sets.resolve import qualified_schema
 from cohort_etl.config import DuckDBProfile, NamedProfile, PostgresProfile, project_root
 from cohort_etl.db import connected
 from cohort_etl.errors import BuildError, ConfigError, InputDataError
@@ -249,7 +250,7 @@ def check_cdm(profile: NamedProfile) -> None:
                 raise InputDataError(
                     f"CDM table {schema}.{table} lacks column(s) {', '.join(missing)}"
                 )
-        n_concepts = db.scalar(f"select count(*) from {schema}.concept")
+        n_concepts = db.scalar(f"select count(*) from {qualified_schema(db, schema)}.concept")
         if not n_concepts:
             raise InputDataError(
                 f"CDM vocabulary table {schema}.concept is empty: concept sets cannot resolve"
@@ -347,11 +348,18 @@ class DbtBuild:
             if not failed:
                 raise BuildError(f"dbt {self.command} failed: {_last_error_line(proc.stdout)}")
             first = failed[0]
-            detail = (first.message or "").strip().splitlines()
+            lines = [line.strip() for line in (first.message or "").splitlines() if line.strip()]
+            # dbt's first line repeats the node ("Runtime Error in model X (path)"); the
+            # database's own message follows it.
+            detail = (
+                lines[1]
+                if len(lines) > 1 and lines[0].startswith("Runtime Error")
+                else (lines[0] if lines else "")
+            )
             more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
             raise BuildError(
                 f"dbt {first.resource_type} {first.name} failed"
-                f"{': ' + detail[0] if detail else ''}{more}"
+                f"{': ' + detail if detail else ''}{more}"
             )
         result = BuildResult(
             success=True,
@@ -372,6 +380,7 @@ class DbtBuild:
         with connected(self.profile) as db:
             if COHORT_DEFINITIONS_TABLE not in db.tables(schema):
                 return out
+            schema = qualified_schema(db, schema)
             frame = db.query_df(
                 f"select d.cohort_definition_name, count(c.subject_id) as n "
                 f"from {schema}.cohort_definition d left join {schema}.cohort c "

@@ -17,7 +17,12 @@ from cohort_etl.cdm.ddl import GENERATED_TABLES, columns, create_table_sql
 from cohort_etl.db import Database
 from cohort_etl.synthetic import vocabulary as v
 
-_ARROW = {"integer": pa.int64(), "float": pa.float64(), "date": pa.date32(), "datetime": pa.timestamp("us")}
+_ARROW = {
+    "integer": pa.int64(),
+    "float": pa.float64(),
+    "date": pa.date32(),
+    "datetime": pa.timestamp("us"),
+}
 _EHR = 32817
 
 

@@ -15,6 +15,7 @@ from cohort_etl.concept_sets.registry import (
     load_concept_sets,
     load_registry,
 )
+from cohort_etl.concept_sets.resolve import qualified_schema
 from cohort_etl.db import Database
 from cohort_etl.errors import SpecError
 
@@ -65,11 +66,12 @@ def schema_issues(folder: Path | None = None) -> list[Issue]:
 def vocabulary_issues(db: Database, sets: list[ConceptSet], schema: str) -> list[Issue]:
     """Items whose concept is absent from (or invalid in) the connected vocabulary."""
     issues: list[Issue] = []
+    table = f"{qualified_schema(db, schema)}.concept"
     ids = sorted({item.concept.CONCEPT_ID for s in sets for item in s.expression.items})
     known: dict[int, str | None] = {}
     if ids:
         frame = db.query_df(
-            f"select concept_id, invalid_reason from {schema}.concept "
+            f"select concept_id, invalid_reason from {table} "
             f"where concept_id in ({', '.join(str(i) for i in ids)})"
         )
         known = {
@@ -99,7 +101,7 @@ def vocabulary_issues(db: Database, sets: list[ConceptSet], schema: str) -> list
                 )
         for code in concept_set.code_items:
             n = db.scalar(
-                f"select count(*) from {schema}.concept where vocabulary_id = "
+                f"select count(*) from {table} where vocabulary_id = "
                 f"'{code.vocabulary_id}' and concept_code = '{code.concept_code}'"
             )
             if not n:
