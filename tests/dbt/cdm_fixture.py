@@ -14,7 +14,8 @@ from typing import Any
 import pyarrow as pa
 
 from cohort_etl.cdm.ddl import GENERATED_TABLES, columns, create_table_sql
-from cohort_etl.db import Database
+from cohort_etl.concept_sets.resolve import qualified_schema
+from cohort_etl.db import Database, DuckDBDatabase
 from cohort_etl.synthetic import vocabulary as v
 
 _ARROW = {
@@ -153,13 +154,14 @@ class CdmBuilder:
     ) -> None:
         """Create the CDM schema, every table (minus ``skip_tables``), vocabulary and rows."""
         db.create_schema(schema, replace=True)
+        prefix = qualified_schema(db, schema)
         vocab = v.vocabulary_tables() if vocabulary else {}
         for table in GENERATED_TABLES:
             if table in skip_tables:
                 continue
-            db.execute(create_table_sql(table, schema, db.dialect))
+            db.execute(create_table_sql(table, prefix, db.dialect))
             if table in vocab:
-                db.insert_arrow(schema, table, vocab[table])
+                _insert(db, prefix, schema, table, vocab[table])
             rows = self.rows.get(table)
             if rows:
                 fields = columns(table)
@@ -168,4 +170,20 @@ class CdmBuilder:
                 data = pa.table(
                     {n: pa.array([row.get(n) for row in rows], types[n]) for n in names}
                 )
-                db.insert_arrow(schema, table, data)
+                _insert(db, prefix, schema, table, data)
+
+
+def _insert(db: Database, prefix: str, schema: str, table: str, data: pa.Table) -> None:
+    """Append rows; on DuckDB through the catalog-qualified name (a file named like the
+    schema makes the short name ambiguous)."""
+    if isinstance(db, DuckDBDatabase):
+        cols = ", ".join(data.column_names)
+        db.con.register("__cdm_fixture_rows", data)
+        try:
+            db.con.execute(
+                f"insert into {prefix}.{table} ({cols}) select {cols} from __cdm_fixture_rows"
+            )
+        finally:
+            db.con.unregister("__cdm_fixture_rows")
+    else:
+        db.insert_arrow(schema, table, data)
