@@ -116,7 +116,11 @@ def run() -> list[dict[str, object]]:
             return [result]
         script = Path(tmp) / "cox.R"
         script.write_text(R_SCRIPT.format(path=path, n=N_ROWS, p=N_COVARIATES))
-        proc = subprocess.run([rscript, "--vanilla", str(script)], capture_output=True, text=True)
+        cmd = [rscript, "--vanilla", str(script)]
+        gnu_time = Path("/usr/bin/time")
+        if gnu_time.exists():  # GNU time reports R's peak RSS (whole process, incl. reading)
+            cmd = [str(gnu_time), "-f", "r_peak_rss_kb=%M", *cmd]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"R coxph benchmark failed:\n{proc.stderr[-2000:]}")
         lines = proc.stdout.split()
@@ -125,6 +129,9 @@ def run() -> list[dict[str, object]]:
         r_coef = np.array([float(v) for v in lines[2:]])
         ours_coef = np.array(ours["coef"], dtype=float)
         ratio = float(ours["fit_seconds"]) / r_seconds
+        r_rss = [ln for ln in proc.stderr.splitlines() if ln.startswith("r_peak_rss_kb=")]
+        if r_rss:
+            result["r_peak_rss_mb"] = round(int(r_rss[-1].split("=")[1]) / 1024, 1)
         result.update(
             {
                 "reference": "R survival::coxph (Efron), system.time elapsed, same data",
