@@ -697,6 +697,10 @@ class Simulator:
             eofu = int(min(self.cutoff, T + 30 + ltfu))
         else:
             eofu = int(min(self.cutoff, dx + 60 + ltfu))
+        nocart: tuple[float, float] = (math.inf, math.inf)
+        if not cart:
+            nocart = self.no_cart_outcome(line_starts[0])
+            eofu = int(min(eofu, nocart[1]))
         lo = max(self.start, dx - self.ui(0, 60))
         t.observation_start = lo
         self.rec.start(pid, lo, eofu)
@@ -756,8 +760,8 @@ class Simulator:
                 agents = agents + (v.PONATINIB,)
             self.regimen(agents, line_starts[k], 2, 28, v.INPATIENT_VISIT)
         if not cart:
-            self.no_cart_course(t, line_starts[0], eofu, ph)
-            self.finish(t, eofu)
+            self.no_cart_course(t, line_starts[0], eofu, *nocart)
+            self.finish(t, t.end_of_followup)
             return
         # --- CAR-T ---
         t.car_t_date = T
@@ -900,6 +904,8 @@ class Simulator:
             cd19 = self.pick(("positive", "negative", "unknown"), [0.69, 0.22, 0.09])
             if t.lineage != "B":
                 cd19 = "unknown"
+            if t.lineage not in ("B", "T"):
+                site = "unknown"  # site codes below are ALL-specific
             t.relapse_site, t.cd19_status = site, cd19
             gets = self.bern(p.salvage.p_salvage)
             hr_post = 1.5
@@ -1083,14 +1089,18 @@ class Simulator:
         else:
             self.regimen(self.pick(CHEMO_SALVAGE), date, 2, 28, v.INPATIENT_VISIT)
 
-    def no_cart_course(self, t: Truth, start: int, eofu: int, ph: bool) -> None:
-        """ALL patients never given CAR-T: remission, maybe relapse, HSCT or death."""
+    def no_cart_outcome(self, start: int) -> tuple[float, float]:
+        """(relapse, death) days of an ALL patient never given CAR-T."""
         rel = start + draw_time(self.rng, [(60.0, 0.15 / 365.25)])
         death = start + draw_time(self.rng, [(0.0, 0.08 / 365.25)])
         if rel < death:
             death = min(death, rel + draw_time(self.rng, [(0.0, 0.8 / 365.25)]))
         death = float(math.floor(death)) if math.isfinite(death) else math.inf
         rel = float(math.floor(rel)) if math.isfinite(rel) else math.inf
+        return rel, death
+
+    def no_cart_course(self, t: Truth, start: int, eofu: int, rel: float, death: float) -> None:
+        """ALL patients never given CAR-T: remission, maybe relapse, HSCT or death."""
         eofu = int(min(eofu, death))
         t.end_of_followup = eofu
         self.rec.hi = eofu

@@ -112,6 +112,8 @@ DLBCL = _local(103)
 EXTRAMEDULLARY_ALL = _local(104)  # ALL with extramedullary (non-CNS) involvement
 BURKITT_LEUKEMIA_DEPRECATED = _local(105)  # invalid 'D', stale concept_ancestor row
 ALL_UPGRADED_OLD = _local(106)  # invalid 'U', replaced by 134305
+BRAIN_DISORDER = _local(107)
+BONE_MARROW_TRANSPLANT_PRESENT = 42537745
 
 # ICD-10-CM / ICD-9-CM source concepts (non-standard)
 ICD10CM_C91_0 = _local(1)
@@ -126,7 +128,7 @@ ICD10CM_C92_00 = _local(9)  # AML not in remission
 ICD10CM_C91_10 = _local(10)  # CLL not in remission
 ICD10CM_C83_30 = _local(11)  # DLBCL unspecified site
 ICD10CM_C95_00 = _local(12)  # acute leukemia unspecified cell type (invalid Maps to ALL)
-ICD10CM_G93_89 = _local(13)  # (unused placeholder kept for id stability)
+ICD10CM_G93_89 = _local(13)  # other specified disorders of brain
 ICD10CM_C79_49 = _local(14)  # secondary malignancy other parts of nervous system -> CNS
 ICD10CM_C79_89 = _local(15)  # secondary malignancy other sites -> extramedullary
 
@@ -453,6 +455,24 @@ _D = dt.date
 _CONDITIONS: list[ConceptRow] = [
     _c(0, "No matching concept", "Metadata", "None", "Undefined", None, "No matching concept"),
     _c(ACUTE_LEUKEMIA, "Acute leukemia", "Condition", "SNOMED", "Disorder", "S", "91855006"),
+    _c(
+        BRAIN_DISORDER,
+        "Disorder of brain",
+        "Condition",
+        "SNOMED",
+        "Disorder",
+        "S",
+        "LOCAL-BRAIN-DISORDER",
+    ),
+    _c(
+        BONE_MARROW_TRANSPLANT_PRESENT,
+        "Bone marrow transplant present",
+        "Condition",
+        "SNOMED",
+        "Clinical Finding",
+        "S",
+        "737300001",
+    ),
     _c(LYMPHOID_LEUKEMIA, "Lymphoid leukemia", "Condition", "SNOMED", "Disorder", "S", "188725004"),
     _c(ALL, "Acute lymphoid leukemia", "Condition", "SNOMED", "Disorder", "S", "91857003"),
     _c(
@@ -2188,6 +2208,8 @@ _MAPS_TO: list[tuple[int, int]] = [
     (ICD10CM_C79_49, CNS_DISORDER_DUE_TO_ALL),
     (ICD10CM_C79_89, EXTRAMEDULLARY_ALL),
     (ICD10CM_D89_810, ACUTE_GVHD),
+    (ICD10CM_G93_89, BRAIN_DISORDER),
+    (ICD10CM_Z94_84, BONE_MARROW_TRANSPLANT_PRESENT),
     (ICD10CM_D89_832, CYTOKINE_RELEASE_SYNDROME),
     (HCPCS_Q2040, TISAGENLECLEUCEL),
     (HCPCS_Q2041, AXICABTAGENE),
@@ -2214,6 +2236,7 @@ _REPLACED_BY: list[tuple[int, int]] = [(ALL_UPGRADED_OLD, ALL)]
 _STALE_ANCESTRY: list[tuple[int, int, int]] = [
     (ALL, BURKITT_LEUKEMIA_DEPRECATED, 1),
     (ACUTE_LEUKEMIA, BURKITT_LEUKEMIA_DEPRECATED, 2),
+    (LYMPHOID_LEUKEMIA, BURKITT_LEUKEMIA_DEPRECATED, 2),
 ]
 
 DELIBERATE_VOCABULARY_ANOMALIES: dict[str, str] = {
@@ -2308,7 +2331,10 @@ def _metadata_concepts(
 def _all() -> tuple[tuple[ConceptRow, ...], dict[str, dict[str, int]]]:
     clinical = _CONDITIONS + _DRUGS + _PROCEDURES + _MEAS + _META
     domains = sorted({r.domain_id for r in clinical} | {"Metadata"})
-    classes = sorted({r.concept_class_id for r in clinical})
+    classes = sorted(
+        {r.concept_class_id for r in clinical}
+        | {"Domain", "Vocabulary", "Concept Class", "Relationship"}
+    )
     meta_rows: list[ConceptRow] = []
     ids: dict[str, dict[str, int]] = {}
     # Append-only blocks: 9000 domains, 9100 vocabularies, 9200 relationships, 9300+
