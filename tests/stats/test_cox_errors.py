@@ -60,21 +60,27 @@ def test_monotone_likelihood_raises_with_variable_name(data: pd.DataFrame) -> No
 def test_missing_or_infinite_time(data: pd.DataFrame, bad: float) -> None:
     time = data["time"].copy()
     time.iloc[5] = bad
-    with pytest.raises(InputDataError, match="durations has 1 missing or infinite values"):
+    with pytest.raises(
+        InputDataError, match=r"durations \(column 'time'\) has 1 missing or infinite values"
+    ):
         CoxPH().fit(time, data["event"], data[["x"]])
 
 
 def test_negative_time(data: pd.DataFrame) -> None:
     time = data["time"].copy()
     time.iloc[3] = -1.0
-    with pytest.raises(InputDataError, match="durations must be >= 0: row 3"):
+    with pytest.raises(
+        InputDataError, match=r"durations \(column 'time'\) must be >= 0: row 3 has -1"
+    ):
         CoxPH().fit(time, data["event"], data[["x"]])
 
 
 def test_events_not_binary(data: pd.DataFrame) -> None:
     events = data["event"].copy()
     events.iloc[7] = 2
-    with pytest.raises(InputDataError, match="events must be 0/1.*row 7"):
+    with pytest.raises(
+        InputDataError, match=r"events \(column 'event'\) must be 0/1, found 2 at row 7"
+    ):
         CoxPH().fit(data["time"], events, data[["x"]])
 
 
@@ -83,6 +89,19 @@ def test_missing_covariate_named(data: pd.DataFrame) -> None:
     X.loc[4, "g"] = np.nan
     with pytest.raises(InputDataError, match="'g' has 1 missing"):
         CoxPH().fit(data["time"], data["event"], X)
+
+
+def test_duplicated_covariate_name(data: pd.DataFrame) -> None:
+    X = pd.concat([data[["x"]], data[["x"]]], axis=1)
+    with pytest.raises(InputDataError, match="'x' appears more than once"):
+        CoxPH().fit(data["time"], data["event"], X)
+
+
+def test_nullable_integer_events_with_missing(data: pd.DataFrame) -> None:
+    events = data["event"].astype("Int64")
+    events.iloc[1] = pd.NA
+    with pytest.raises(InputDataError, match=r"events \(column 'event'\) has 1 missing"):
+        CoxPH().fit(data["time"], events, data[["x"]])
 
 
 def test_non_numeric_covariate_named(data: pd.DataFrame) -> None:
@@ -99,7 +118,9 @@ def test_entry_not_before_stop(data: pd.DataFrame) -> None:
 
 
 def test_length_mismatch_and_bad_options(data: pd.DataFrame) -> None:
-    with pytest.raises(InputDataError, match="events has 79 rows"):
+    with pytest.raises(
+        InputDataError, match=r"events \(column 'event'\) has 79 rows but durations has 80"
+    ):
         CoxPH().fit(data["time"], data["event"].iloc[:-1], data[["x"]])
     with pytest.raises(InputDataError, match="ties must be"):
         CoxPH(ties="exact").fit(data["time"], data["event"], data[["x"]])  # type: ignore[arg-type]
@@ -109,7 +130,7 @@ def test_length_mismatch_and_bad_options(data: pd.DataFrame) -> None:
         CoxPH(robust=False).fit(data["time"], data["event"], data[["x"]], cluster=data["g"])
     strata = data["g"].copy()
     strata.iloc[9] = np.nan
-    with pytest.raises(InputDataError, match="strata has 1 missing"):
+    with pytest.raises(InputDataError, match=r"strata \(column 'g'\) has 1 missing"):
         CoxPH().fit(data["time"], data["event"], data[["x"]], strata=strata)
 
 

@@ -132,8 +132,19 @@ class ZphResult:
 # --------------------------------------------------------------------------- input checks
 
 
+def _label(values: Any, name: str) -> str:
+    """``name``, plus the pandas column name when there is one (for error messages)."""
+    column = getattr(values, "name", None)
+    return f"{name} (column {column!r})" if isinstance(column, str) else name
+
+
 def _as_1d(values: Any, name: str, n: int | None) -> npt.NDArray[Any]:
-    arr = np.asarray(values)
+    if isinstance(values, pd.DataFrame) and values.shape[1] == 1:
+        values = values.iloc[:, 0]
+    if isinstance(values, (pd.Series, pd.Index)) and pd.api.types.is_numeric_dtype(values):
+        arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        arr = np.asarray(values)
     if arr.ndim != 1:
         arr = arr.reshape(-1) if arr.ndim == 2 and 1 in arr.shape else arr
     if arr.ndim != 1:
@@ -144,6 +155,7 @@ def _as_1d(values: Any, name: str, n: int | None) -> npt.NDArray[Any]:
 
 
 def _as_float(values: Any, name: str, n: int | None) -> FloatArray:
+    name = _label(values, name)
     arr = _as_1d(values, name, n)
     try:
         out = arr.astype(np.float64)
@@ -159,6 +171,7 @@ def _as_float(values: Any, name: str, n: int | None) -> FloatArray:
 
 
 def _codes(values: Any, name: str, n: int) -> tuple[IntArray, int]:
+    name = _label(values, name)
     arr = _as_1d(values, name, n)
     series = pd.Series(arr)
     if series.isna().any():
@@ -172,6 +185,9 @@ def _design(X: Any, n: int) -> tuple[FloatArray, list[str]]:
         X = X.to_frame()
     if isinstance(X, pd.DataFrame):
         names = [str(c) for c in X.columns]
+        if len(set(names)) != len(names):
+            dup = next(c for c in names if names.count(c) > 1)
+            raise InputDataError(f"covariate column {dup!r} appears more than once in X")
         columns = []
         for name in X.columns:
             col = X[name]
@@ -634,7 +650,8 @@ class CoxPH:
         bad = ~np.isin(event_raw, (0.0, 1.0))
         if bad.any():
             raise InputDataError(
-                f"events must be 0/1, found {event_raw[bad][0]!r} at row {int(np.flatnonzero(bad)[0])}"
+                f"{_label(events, 'events')} must be 0/1, found {float(event_raw[bad][0]):g} "
+                f"at row {int(np.flatnonzero(bad)[0])}"
             )
         event = event_raw == 1.0
         start: FloatArray | None = None
@@ -644,11 +661,14 @@ class CoxPH:
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 raise InputDataError(
-                    f"entry must be < durations: row {i} has entry {start[i]} >= stop {stop[i]}"
+                    f"{_label(entry, 'entry')} must be < durations: row {i} has entry "
+                    f"{float(start[i]):g} >= stop {float(stop[i]):g}"
                 )
         elif (stop < 0).any():
             i = int(np.flatnonzero(stop < 0)[0])
-            raise InputDataError(f"durations must be >= 0: row {i} has {stop[i]}")
+            raise InputDataError(
+                f"{_label(durations, 'durations')} must be >= 0: row {i} has {float(stop[i]):g}"
+            )
         matrix, names = _design(X, n)
         w = np.ones(n) if weights is None else _as_float(weights, "weights", n)
         if (w <= 0).any():
