@@ -309,7 +309,7 @@ def test_truth_hsct_date_has_an_allogeneic_hsct_procedure_that_day(
                 (proc["person_id"] == r["person_id"]) & (proc["d"] == pd.Timestamp(r["hsct_date"]))
             ]
             assert hits["c"].isin(codes).any(), (kind, r["person_id"])
-            assert not hits["c"].isin((auto if kind == "allogeneic" else allo)).any()
+            assert not hits["c"].isin(auto if kind == "allogeneic" else allo).any()
 
 
 def test_truth_death_dates_match_the_death_table(db: Database, truth: pd.DataFrame) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import click
@@ -11,8 +10,6 @@ from cohort_etl.commands.options import profile_option
 from cohort_etl.config import get_profile
 from cohort_etl.errors import ConfigError
 from cohort_etl.synthetic.params import MAX_PERSONS, SynthParams
-
-log = logging.getLogger("cohort_etl.synth")
 
 _DEFAULTS = SynthParams()
 
@@ -85,10 +82,10 @@ def synth(
         raise ConfigError("--replace and --if-missing contradict each other; pass one")
     profile = get_profile(profile_name)
     if if_missing and cdm_has_tables(profile):
-        log.info(
-            "profile %s: schema %s already holds a CDM; nothing to do (--if-missing)",
-            profile.name,
-            profile.settings.cdm_schema,
+        click.echo(
+            f"profile {profile.name}: schema {profile.settings.cdm_schema} already holds a CDM; "
+            "nothing to do (--if-missing)",
+            err=True,
         )
         return
     params = SynthParams(seed=seed, persons=persons, n_core=n_core, hsct_hr_os=hsct_hr).validate()
