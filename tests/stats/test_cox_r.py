@@ -458,3 +458,50 @@ def test_monotone_likelihood_flagged_like_r() -> None:
     close([fit.loglik_null_, fit.loglik_], r["loglik"])
     assert fit.iterations_ == r["iter"]
     assert len(fit.warnings_) == 1 and "'x'" in fit.warnings_[0] and "'z'" not in fit.warnings_[0]
+
+
+# --------------------------------------------------------------------------- timefix
+
+
+def test_near_tied_times_are_merged_like_r_timefix() -> None:
+    """Times that differ by ~1e-12 (floating-point noise) are one tied time in R
+    (``coxph.control(timefix = TRUE)``, the default) and distinct with ``timefix = FALSE``.
+    R code::
+
+        f1 <- coxph(Surv(start, stop, event) ~ x + z, data = d)
+        f0 <- coxph(Surv(start, stop, event) ~ x + z, data = d,
+                    control = coxph.control(timefix = FALSE))
+        cox.zph(f1, "rank"); cox.zph(f1, "km")
+    """
+    rng = np.random.default_rng(99)
+    n = 400
+    x = rng.normal(size=n)
+    base = np.ceil(rng.exponential(30 / np.exp(0.5 * x))).clip(max=60)
+    jitter = np.where(rng.uniform(size=n) < 0.5, base * 1e-12, 0.0)
+    entry = np.where(rng.uniform(size=n) < 0.3, np.floor(base / 2), 0.0)
+    d = pd.DataFrame(
+        {
+            "start": entry,
+            "stop": base + jitter,
+            "event": rng.integers(0, 2, n),
+            "x": x,
+            "z": rng.integers(0, 2, n).astype(float),
+        }
+    )
+    r = run_r(
+        R_FIT_PARTS
+        + r"""
+f1 <- coxph(Surv(start, stop, event) ~ x + z, data = d)
+f0 <- coxph(Surv(start, stop, event) ~ x + z, data = d,
+            control = coxph.control(timefix = FALSE))
+result <- list(f1 = parts(f1), f0 = parts(f0), zr = zph(f1, "rank"), zk = zph(f1, "km"))
+""",
+        {"d": d},
+    )
+    assert abs(r["f1"]["coef"][0] - r["f0"]["coef"][0]) > 1e-6  # the merge matters
+    fit = Cox().fit(d["stop"], d["event"], d[["x", "z"]], entry=d["start"])
+    check_fit(fit, r["f1"])
+    check_zph(fit, r["zr"], "rank")
+    check_zph(fit, r["zk"], "km")
+    exact = Cox(timefix=False).fit(d["stop"], d["event"], d[["x", "z"]], entry=d["start"])
+    check_fit(exact, r["f0"])

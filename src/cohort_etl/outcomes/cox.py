@@ -222,6 +222,21 @@ def _design(X: Any, n: int) -> tuple[FloatArray, list[str]]:
 # --------------------------------------------------------------------------- the engine
 
 
+def _timefix_groups(grid: FloatArray) -> IntArray:
+    """Group ids for sorted unique times, merging near-equal neighbours like R's
+    ``aeqSurv`` (``coxph(timefix = TRUE)``): a gap <= sqrt(machine eps), absolute or
+    relative to the mean absolute time, makes two times one tied time."""
+    if grid.shape[0] < 2:
+        return np.zeros(grid.shape[0], dtype=np.int64)
+    tol = math.sqrt(float(np.finfo(float).eps))
+    gaps = np.diff(grid)
+    scale = float(np.mean(np.abs(grid)))
+    tied = gaps <= tol
+    if scale > 0:
+        tied |= gaps / scale <= tol
+    return np.concatenate([[0], np.cumsum(~tied)]).astype(np.int64)
+
+
 @dataclass
 class _Evaluation:
     loglik: float
@@ -241,6 +256,7 @@ class _CoxEngine:
         strata: IntArray,
         start: FloatArray | None,
         ties: Ties,
+        timefix: bool = True,
     ) -> None:
         n, p = X.shape
         self.n, self.p = n, p
@@ -250,8 +266,9 @@ class _CoxEngine:
         # Integer codes of every time point so keys are exact (no float comparisons).
         pool = stop if start is None else np.concatenate([stop, start])
         grid = np.unique(pool)
-        n_grid = grid.shape[0] + 2
-        stop_code = np.searchsorted(grid, stop).astype(np.int64) + 1
+        merged = _timefix_groups(grid) if timefix else np.arange(grid.shape[0])
+        n_grid = int(merged[-1]) + 3
+        stop_code = merged[np.searchsorted(grid, stop)].astype(np.int64) + 1
 
         # Order A: stratum ascending, stop time descending. All row-level arrays are kept in
         # this order (``perm`` maps back), so risk-set cumulative sums need no gather.
@@ -305,7 +322,8 @@ class _CoxEngine:
         # Order B (counting process): rows with start >= t_g are not at risk at t_g.
         self.has_entry = start is not None
         if start is not None:
-            start_code = np.searchsorted(grid, start).astype(np.int64) + 1
+            start_code = merged[np.searchsorted(grid, start)].astype(np.int64) + 1
+            self.start_code: IntArray | None = start_code
             key_b = base + (n_grid - 1 - start_code)
             self.order_b = np.argsort(key_b, kind="stable")
             key_b_sorted = key_b[self.order_b]
@@ -316,7 +334,11 @@ class _CoxEngine:
             )
             lo_key = base + start_code
         else:
+            self.start_code = None
             lo_key = base
+        self.stop_code = stop_code
+        cuts = grid[np.concatenate([[0], np.flatnonzero(np.diff(merged)) + 1])]
+        self.stop_fixed = cuts[stop_code - 1]
         # For row i: groups of its stratum with start_i < t_g <= stop_i are [lo_i, hi_i).
         self.row_hi = np.searchsorted(group_key, base + stop_code, side="right")
         self.row_lo = np.searchsorted(group_key, lo_key, side="right")
@@ -564,6 +586,9 @@ class CoxPH:
         kept and the problem is listed in ``warnings_``.
     compute_concordance
         Also compute Harrell's concordance (R ``concordance(fit)``); O(n log^2 n).
+    timefix
+        Treat times closer than sqrt(machine eps) (absolute or relative) as tied, like R's
+        ``coxph.control(timefix = TRUE)``; False compares times exactly.
 
     Attributes
     ----------
@@ -592,6 +617,7 @@ class CoxPH:
         toler_inf: float | None = None,
         allow_infinite: bool = False,
         compute_concordance: bool = False,
+        timefix: bool = True,
     ) -> None:
         self.ties = ties
         self.alpha = alpha
@@ -602,6 +628,7 @@ class CoxPH:
         self.toler_inf = toler_inf
         self.allow_infinite = allow_infinite
         self.compute_concordance = compute_concordance
+        self.timefix = timefix
 
     # ---------------------------------------------------------------- fit
     def fit(
@@ -696,7 +723,9 @@ class CoxPH:
         if constant:
             raise NotEstimable(f"Cox model: covariate {constant[0]!r} is constant")
 
-        engine = _CoxEngine(stop, event, matrix, w, stratum_codes, start, self.ties)
+        engine = _CoxEngine(
+            stop, event, matrix, w, stratum_codes, start, self.ties, timefix=self.timefix
+        )
         self._engine = engine
         p = matrix.shape[1]
         beta = np.zeros(p)
@@ -785,12 +814,12 @@ class CoxPH:
         wald_step, _ = _solve(used_var, coef, self.toler_chol)
         concordance = (
             _concordance(
-                engine.stop,
+                engine.stop_code,
                 engine.event,
                 engine.X @ coef,
                 engine.strata,
                 engine.weights,
-                engine.start,
+                engine.start_code,
             )
             if self.compute_concordance
             else None
@@ -901,38 +930,31 @@ def _dominance(
 
 
 def _concordance(
-    stop: FloatArray,
+    stop_code: IntArray,
     event: npt.NDArray[np.bool_],
     risk: FloatArray,
     strata: IntArray,
     weights: FloatArray,
-    start: FloatArray | None,
+    start_code: IntArray | None,
 ) -> float:
     """Harrell's C as R ``concordance(fit)``: each event is compared with the rows at risk
     at its time (same stratum; censored at the same time counts as at risk, other events
     at the same time do not); ties in the linear predictor count 1/2; pairs weigh
-    ``w_i * w_j``. O(n log^2 n), no Python loop over rows.
+    ``w_i * w_j``. Times come as the engine's integer codes (near-ties already merged).
+    O(n log^2 n), no Python loop over rows.
     """
     r_unique = np.unique(risk)
     rank = np.searchsorted(r_unique, risk).astype(np.int64)
     # Time order: (stop, event first) so "after t_i" = stop > t_i or (stop == t_i, censored).
-    t_unique = np.unique(stop)
-    t_code = np.searchsorted(t_unique, stop).astype(np.int64)
-    key = 2 * t_code + (~event).astype(np.int64)
+    key = 2 * stop_code + (~event).astype(np.int64)
     ev = np.flatnonzero(event)
     q_group = strata[ev]
     q_rank = rank[ev]
-    q_bound = 2 * t_code[ev] + 1  # first key after the event block of t_i
+    q_bound = 2 * stop_code[ev] + 1  # first key after the event block of t_i
     less, equal, total = _dominance(strata, key, rank, weights, q_group, q_bound, q_rank)
-    if start is not None:
+    if start_code is not None:
         # Remove rows that enter at or after t_i (start_j >= t_i).
-        s_code = np.searchsorted(t_unique, start, side="left").astype(np.int64)
-        exact = (s_code < t_unique.shape[0]) & (
-            t_unique[np.minimum(s_code, t_unique.shape[0] - 1)] == start
-        )
-        # key2 >= 2 * t_code_i + 1  <=>  start_j >= t_i (shifted by one to stay >= 0)
-        key2 = 2 * s_code + exact.astype(np.int64)
-        l2, e2, t2 = _dominance(strata, key2, rank, weights, q_group, 2 * t_code[ev] + 1, q_rank)
+        l2, e2, t2 = _dominance(strata, start_code, rank, weights, q_group, stop_code[ev], q_rank)
         less, equal, total = less - l2, equal - e2, total - t2
     w_ev = weights[ev]
     comparable = float(w_ev @ total)
@@ -944,8 +966,11 @@ def _concordance(
 # --------------------------------------------------------------------------- cox.zph
 
 
-def _km_left(stop: FloatArray, event: npt.NDArray[np.bool_], start: FloatArray | None) -> Any:
-    """Unweighted KM over all rows; returns a function t -> S(t-) (left-continuous)."""
+def _km_left(
+    stop: npt.NDArray[Any], event: npt.NDArray[np.bool_], start: npt.NDArray[Any] | None
+) -> Any:
+    """Unweighted KM over all rows (any ordered time values, e.g. integer time codes);
+    returns a function t -> S(t-) (left-continuous), as ``cox.zph``'s "km" transform."""
     times = np.unique(stop[event])
     if start is None:
         at_risk = stop.shape[0] - np.searchsorted(np.sort(stop), times, side="left")
@@ -956,7 +981,7 @@ def _km_left(stop: FloatArray, event: npt.NDArray[np.bool_], start: FloatArray |
     deaths = np.bincount(np.searchsorted(times, stop[event]), minlength=times.shape[0])
     surv = np.cumprod(1 - deaths / at_risk)
 
-    def left(t: FloatArray) -> FloatArray:
+    def left(t: npt.NDArray[Any]) -> FloatArray:
         idx = np.searchsorted(times, t, side="left")  # number of event times < t
         return np.concatenate([[1.0], surv])[idx]
 
@@ -990,15 +1015,17 @@ def cox_zph(
     if not hasattr(fit, "_engine"):
         raise NotEstimable("cox_zph: the Cox model has not been fitted")
     engine: _CoxEngine = fit._engine
-    stop, event, start = engine.stop, engine.event, engine.start
+    # Times after the timefix merge (R's cox.zph sees the aeqSurv-adjusted times).
+    stop, event = engine.stop_fixed, engine.event
+    stop_code, start_code = engine.stop_code, engine.start_code
     if transform == "identity":
         ttimes = stop
     elif transform == "log":
         ttimes = np.log(stop)
     elif transform == "rank":
-        ttimes = stats.rankdata(stop)
+        ttimes = stats.rankdata(stop_code)
     elif transform == "km":
-        ttimes = 1 - _km_left(stop, event, start)(stop)
+        ttimes = 1 - _km_left(stop_code, event, start_code)(stop_code)
     else:
         raise InputDataError(f"cox_zph: unknown transform {transform!r}")
     gtime = ttimes - ttimes[event].mean()
