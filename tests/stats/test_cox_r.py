@@ -384,7 +384,7 @@ def simulated() -> dict[str, Any]:
                     weights = w, cluster = cl)
         f3 <- coxph(Surv(start, stop, event) ~ x1 + x2 + x3, data = d, ties = "breslow",
                     weights = w)
-        cox.zph(f1), cox.zph(f2, "identity"), cox.zph(f3, "rank")
+        cox.zph(f1), cox.zph(f2, "identity"), cox.zph(f2, "km"), cox.zph(f3, "rank")
     """
     d = _simulated(seed=7, n=3000)
     out = run_r(
@@ -395,7 +395,7 @@ f2 <- coxph(Surv(start, stop, event) ~ x1 + x2 + x3 + strata(stratum), data = d,
             weights = w, cluster = cl)
 f3 <- coxph(Surv(start, stop, event) ~ x1 + x2 + x3, data = d, ties = "breslow", weights = w)
 result <- list(f1 = parts(f1), f2 = parts(f2), f3 = parts(f3), z1 = zph(f1, "km"),
-               z2 = zph(f2, "identity"), z3 = zph(f3, "rank"))
+               z2 = zph(f2, "identity"), z2k = zph(f2, "km"), z3 = zph(f3, "rank"))
 """,
         {"d": d},
     )
@@ -421,6 +421,7 @@ def test_simulated_ties_truncation_strata_weights(simulated: dict[str, Any]) -> 
     )
     check_fit(f2, simulated["f2"])
     check_zph(f2, simulated["z2"], "identity")
+    check_zph(f2, simulated["z2k"], "km")
     f3 = Cox(ties="breslow").fit(d["stop"], d["event"], d[cols], entry=d["start"], weights=d["w"])
     check_fit(f3, simulated["f3"])
     check_zph(f3, simulated["z3"], "rank")
