@@ -175,3 +175,11 @@ def test_no_warning_on_ordinary_data() -> None:
         model = PropensityModel([f"x{i}" for i in range(6)]).fit(d, "t")
     assert model.diagnostics_.warnings == ()
     assert 0.5 < model.diagnostics_.auc < 1
+
+
+def test_constant_and_collinear_covariates_are_named() -> None:
+    d = _simulated(300)
+    with pytest.raises(InputDataError, match="constant.*'k'"):
+        PropensityModel(["x0", "k"]).fit(d.assign(k=1.0), "t")
+    with pytest.raises(InputDataError, match="'dup' is collinear"):
+        PropensityModel(["x0", "x1", "dup"]).fit(d.assign(dup=d["x0"] * 2 - d["x1"]), "t")

@@ -25,7 +25,12 @@ import numpy as np
 import pandas as pd
 
 from cohort_etl.errors import InputDataError
-from cohort_etl.matching.design import check_columns, is_categorical, treatment_vector
+from cohort_etl.matching.design import (
+    check_columns,
+    factor_levels,
+    is_categorical,
+    treatment_vector,
+)
 
 #: Conventional threshold for an acceptable |SMD| (CohortMethod, TriNetX).
 SMD_THRESHOLD = 0.1
@@ -55,8 +60,10 @@ def _rows(
     for col in covariates:
         series = data[col]
         if col in forced or is_categorical(series):
-            values = series.astype(str).to_numpy()
-            for level in sorted(set(values.tolist())):
+            codes, labels, levels = factor_levels(series)
+            label_of_code = np.asarray(labels, dtype=object)
+            values = label_of_code[codes]
+            for level in levels:
                 out.append((f"{col}{level}", col, level, "level", (values == level).astype(float)))
             continue
         x = series.to_numpy(dtype=float)

@@ -56,6 +56,22 @@ def is_categorical(series: pd.Series) -> bool:
     )
 
 
+def factor_levels(series: pd.Series) -> tuple[np.ndarray, list[str], list[str]]:
+    """Codes, level label per code, and the sorted level labels of a categorical column.
+
+    Levels sort like R's ``factor()``: numerically for numeric columns, as strings
+    otherwise (labels are ``str(value)``).
+    """
+    codes, uniques = pd.factorize(series)
+    values = list(uniques)
+    labels = [str(u) for u in values]
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        natural = [str(u) for u in sorted(values)]
+    else:
+        natural = sorted(set(labels))
+    return np.asarray(codes), labels, natural
+
+
 def check_columns(data: pd.DataFrame, columns: list[str], what: str = "covariate") -> None:
     """Raise :class:`InputDataError` for absent columns or missing values.
 
@@ -111,18 +127,20 @@ def build_design(
     for col in covariates:
         series = data[col]
         if col in forced or is_categorical(series) or col in known and known[col].levels:
-            values = series.astype(str)
+            codes_raw, names_u, natural = factor_levels(series)
             if col in known:
                 levels = list(known[col].levels)
-                unseen = sorted(set(values.unique()) - set(levels))
+                unseen = sorted(set(names_u) - set(levels))
                 if unseen:
                     raise InputDataError(
                         f"covariate {col!r} has level(s) not seen when fitting: {unseen[:5]}"
                     )
             else:
-                levels = sorted(values.unique())
+                levels = natural
             cols = [f"{col}{lev}" for lev in levels[1:]]
-            codes = pd.Categorical(values, categories=levels).codes
+            position = {lev: j for j, lev in enumerate(levels)}
+            remap = np.array([position[u] for u in names_u], dtype=np.int64)
+            codes = remap[codes_raw]
             block = np.zeros((len(series), len(cols)))
             for j in range(1, len(levels)):
                 block[:, j - 1] = codes == j
@@ -137,12 +155,15 @@ def build_design(
         if not np.all(np.isfinite(x)):
             bad = int((~np.isfinite(x)).sum())
             raise InputDataError(f"covariate {col!r} has {bad} non-finite value(s)")
-        uniq = np.unique(x)
-        kind = "binary" if len(uniq) <= 2 and set(uniq.tolist()) <= {0.0, 1.0} else "numeric"
+        kind = "binary" if bool(np.all((x == 0) | (x == 1))) else "numeric"
         blocks.append(x[:, None])
         names.append(col)
         infos.append(CovariateInfo(col, kind, (), (col,)))
-    matrix = np.hstack(blocks) if blocks else np.zeros((len(data), 0))
+    matrix = np.empty((len(data), len(names)))
+    start = 0
+    for block in blocks:
+        matrix[:, start : start + block.shape[1]] = block
+        start += block.shape[1]
     return Design(matrix=matrix, columns=names, covariates=infos)
 
 

@@ -262,6 +262,11 @@ def greedy_match_1d(
     for r in range(ratio):
         if remaining == 0:
             break
+        if treated_order is not None and not rows and not truncate:
+            remaining = _ordered_round(
+                treated_order.tolist(), ins, dts, cd, cal, pool, used, limit, chosen, r, remaining
+            )
+            continue
         if treated_order is not None:
             for i in treated_order.tolist():
                 k = _candidate(
@@ -295,6 +300,65 @@ def greedy_match_1d(
     return mm
 
 
+def _ordered_round(
+    order: list[int],
+    ins: list[int],
+    dts: list[float],
+    cd: list[float],
+    cal: float,
+    pool: _Pool,
+    used: list[int],
+    limit: int,
+    chosen: np.ndarray,
+    r: int,
+    remaining: int,
+) -> int:
+    """One round in a fixed treated order: the rule of :func:`_candidate`, inlined.
+
+    Same decisions as ``_candidate`` without set-skipping or truncation (the hot path for
+    1:1 and for 1:k without replacement); returns the number of controls still available.
+    """
+    right = pool.right
+    left = pool.left
+    m = len(cd)
+    col = [-1] * len(ins)
+    for i in order:
+        # nearest available on the left: largest position <= ins - 1 (left is shifted by 1)
+        j = ins[i]
+        while left[j] != j:
+            left[j] = left[left[j]]
+            j = left[j]
+        k_left = j - 1
+        j = ins[i]
+        while right[j] != j:
+            right[j] = right[right[j]]
+            j = right[j]
+        k_right = j
+        dt = dts[i]
+        dl = dt - cd[k_left] if k_left >= 0 else np.inf
+        dr = cd[k_right] - dt if k_right < m else np.inf
+        if dl > cal:
+            k_left = -1
+        if dr > cal:
+            k_right = -1
+        if k_left >= 0 and (k_right < 0 or dl <= dr):
+            k = k_left
+        elif k_right >= 0:
+            k = k_right
+        else:
+            continue
+        col[i] = k
+        used[k] += 1
+        if used[k] >= limit:
+            right[k] = k + 1
+            left[k + 1] = k
+            remaining -= 1
+            if remaining == 0:
+                break
+    chosen[:, r] = col
+    return remaining
+
+
 def matchit_weights(treated_rows: np.ndarray, mm: np.ndarray, n: int) -> np.ndarray:
     """ATT weights as MatchIt computes them from a match matrix (see module docstring)."""
     weights = np.zeros(n)
@@ -304,7 +368,9 @@ def matchit_weights(treated_rows: np.ndarray, mm: np.ndarray, n: int) -> np.ndar
     weights[treated_rows[matched_t]] = 1.0
     t_idx, r_idx = np.nonzero(has)
     np.add.at(weights, mm[t_idx, r_idx], 1.0 / k[t_idx])
-    controls = np.unique(mm[has])
+    is_used = np.zeros(n, dtype=bool)
+    is_used[mm[has]] = True
+    controls = np.flatnonzero(is_used)
     total = weights[controls].sum()
     if total > 0:
         weights[controls] *= len(controls) / total
@@ -438,7 +504,7 @@ class NearestNeighborMatcher:
             raise InputDataError("ps and treatment must be 1-D arrays of the same length")
         if np.isnan(p).any():
             raise InputDataError(f"propensity score has {int(np.isnan(p).sum())} missing value(s)")
-        if not set(np.unique(t).tolist()) <= {0, 1}:
+        if not np.all((t == 0) | (t == 1)):
             raise InputDataError("treatment must be coded 0/1")
         t = t.astype(bool)
         n1 = int(t.sum())
@@ -586,7 +652,7 @@ class NearestNeighborMatcher:
             n_treated=n1,
             n_control=n0,
             n_treated_matched=int(has.any(axis=1).sum()),
-            n_control_matched=len(np.unique(mm[has])),
+            n_control_matched=int(np.count_nonzero(weights > 0)) - int(has.any(axis=1).sum()),
             reason=None,
             settings=settings,
         )

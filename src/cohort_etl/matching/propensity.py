@@ -36,7 +36,6 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from scipy.special import expit
-from scipy.stats import rankdata
 
 from cohort_etl.errors import InputDataError, NotEstimable
 from cohort_etl.matching.design import CovariateInfo, build_design, treatment_vector
@@ -81,8 +80,15 @@ def auc_score(treat: np.ndarray, score: np.ndarray) -> float:
     n0 = len(treat) - n1
     if n1 == 0 or n0 == 0:
         raise NotEstimable("AUC needs both treated and control persons")
-    ranks = rankdata(score)
-    return float((ranks[treat == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    order = np.argsort(score)
+    s = score[order]
+    # average rank (1-based) of each run of tied scores
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    ends = np.r_[starts[1:], len(s)]
+    run_rank = (starts + ends + 1) / 2.0
+    run_treated = np.add.reduceat(treat[order].astype(float), starts)
+    rank_sum = float(run_rank @ run_treated)
+    return (rank_sum - n1 * (n1 + 1) / 2) / (n1 * n0)
 
 
 def preference_score(ps: np.ndarray, treated_share: float) -> np.ndarray:
@@ -98,10 +104,17 @@ def _deviance(y: np.ndarray, eta: np.ndarray) -> float:
 
 
 def _standardize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre and scale columns; returns ``[1 | xs]`` (intercept column first), centre, scale."""
+    n, p = x.shape
     center = x.mean(axis=0)
-    scale = x.std(axis=0)
+    design = np.empty((n, p + 1))
+    design[:, 0] = 1.0
+    xs = design[:, 1:]
+    np.subtract(x, center, out=xs)
+    scale = np.sqrt(np.einsum("ij,ij->j", xs, xs) / max(n, 1))
     scale[scale == 0] = 1.0
-    return (x - center) / scale, center, scale
+    xs /= scale
+    return design, center, scale
 
 
 @dataclass
@@ -112,41 +125,75 @@ class _Fit:
     n_iter: int
 
 
-def _irls(xs: np.ndarray, y: np.ndarray, ridge: float, max_iter: int, tol: float) -> _Fit:
-    """Newton-Raphson on standardized ``xs`` (intercept separate), optional L2 penalty."""
-    n, p = xs.shape
-    design = np.hstack([np.ones((n, 1)), xs])
-    penalty = np.full(p + 1, ridge)
+#: Rows per block in the IRLS passes (keeps the weighted design block in cache).
+_CHUNK = 65536
+
+
+def _irls(design: np.ndarray, y: np.ndarray, ridge: float, max_iter: int, tol: float) -> _Fit:
+    """Newton-Raphson on ``[1 | standardized covariates]``, optional L2 penalty.
+
+    Each iteration is one blocked pass over the rows that evaluates the deviance at the
+    current coefficients and accumulates the weighted normal equations for the next step
+    (step-halving when the deviance rises, as ``glm.fit``). Starts from
+    ``mu = (y + 0.5) / 2`` like R. Converged when the relative deviance change is below
+    ``tol`` and no coefficient moved more than 1e-7.
+    """
+    n, q = design.shape
+    penalty = np.full(q, ridge)
     penalty[0] = 0.0
-    mu = (y + 0.5) / 2.0
-    eta = np.log(mu / (1 - mu))
-    coef = np.zeros(p + 1)
+    mu0 = (y + 0.5) / 2.0
+    eta0 = np.log(mu0 / (1 - mu0))
+    coef: np.ndarray | None = None
+    coef_old = np.zeros(q)
     dev_old = np.inf
+    step = np.inf
     converged = False
     it = 0
-    while it < max_iter:
-        it += 1
-        mu = expit(eta)
-        w = np.maximum(mu * (1 - mu), 1e-300)
-        z = eta + (y - mu) / w
-        xtw = design.T * w
-        new = np.linalg.solve(xtw @ design + np.diag(penalty), xtw @ z)
-        eta_new = design @ new
-        dev = _deviance(y, eta_new) + ridge * float(new[1:] @ new[1:])
-        halvings = 0
-        while (not np.isfinite(dev) or dev > dev_old + 1e-9 * abs(dev_old)) and halvings < 30:
-            new = (new + coef) / 2
-            eta_new = design @ new
-            dev = _deviance(y, eta_new) + ridge * float(new[1:] @ new[1:])
-            halvings += 1
-        step = float(np.max(np.abs(new - coef)))
-        coef, eta = new, eta_new
-        if not np.all(np.isfinite(coef)) or (it >= 5 and float(np.max(np.abs(eta))) > 40):
-            break  # diverging: (quasi-)separation; reported by the caller
-        if abs(dev - dev_old) / (abs(dev) + 0.1) < tol and step < 1e-7:
-            converged = True
+    halvings = 0
+    while it <= max_iter:
+        gram = np.zeros((q, q))
+        rhs = np.zeros(q)
+        dev = 0.0
+        eta_max = 0.0
+        for lo in range(0, n, _CHUNK):
+            xc = design[lo : lo + _CHUNK]
+            yc = y[lo : lo + _CHUNK]
+            eta = eta0[lo : lo + _CHUNK] if coef is None else xc @ coef
+            if coef is not None:
+                dev += _deviance(yc, eta)
+                eta_max = max(eta_max, float(np.max(np.abs(eta))))
+            mu = expit(eta)
+            w = np.maximum(mu * (1 - mu), 1e-14)
+            sw = np.sqrt(w)
+            wx = xc * sw[:, None]
+            gram += wx.T @ wx
+            rhs += wx.T @ (sw * eta + (yc - mu) / sw)
+        if coef is not None:
+            dev += ridge * float(coef[1:] @ coef[1:])
+            if not np.isfinite(dev) or (it >= 5 and eta_max > 40):
+                break  # diverging: (quasi-)separation; reported by the caller
+            if dev > dev_old + 1e-9 * abs(dev_old) and halvings < 30:
+                coef = (coef + coef_old) / 2  # step-halving, then re-evaluate
+                halvings += 1
+                continue
+            halvings = 0
+            if abs(dev - dev_old) / (abs(dev) + 0.1) < tol and step < 1e-7:
+                converged = True
+                break
+            dev_old = dev
+        try:
+            new = np.linalg.solve(gram + np.diag(penalty), rhs)
+        except np.linalg.LinAlgError:
+            break  # singular information matrix: diverging fit, reported by the caller
+        if not np.all(np.isfinite(new)):
             break
-        dev_old = dev
+        if coef is not None:
+            coef_old = coef
+        step = float(np.max(np.abs(new - coef_old)))
+        coef = new
+        it += 1
+    if coef is None:
+        coef = np.zeros(q)
     return _Fit(float(coef[0]), coef[1:].copy(), converged, it)
 
 
@@ -332,12 +379,14 @@ class PropensityModel:
         design = build_design(data, list(self.covariates), self.categorical)
         self.design_columns_: list[str] = design.columns
         self.covariate_info_: list[CovariateInfo] = design.covariates
-        messages = self._arm_specific_levels(design.matrix, design.columns, y)
-        xs, center, scale = _standardize(design.matrix)
+        messages = self._arm_specific_levels(design.matrix, design.covariates, design.columns, y)
+        full, center, scale = _standardize(design.matrix)
+        xs = full[:, 1:]
         self._center, self._scale = center, scale
+        _check_full_rank(xs, design.columns)
         self.cv_deviance_: pd.DataFrame | None = None
         if self.penalty == "none":
-            fit = _irls(xs, y, 0.0, self.max_iter, self.tol)
+            fit = _irls(full, y, 0.0, self.max_iter, self.tol)
             self.method_, self.lambda_ = "glm", 0.0
             eta = fit.b0 + xs @ fit.beta
             if not fit.converged or _extreme(eta):
@@ -351,7 +400,7 @@ class PropensityModel:
                         msg + "; drop or merge these covariates or use on_separation='penalize'"
                     )
                 ridge = 1.0
-                fit = _irls(xs, y, ridge, self.max_iter, self.tol)
+                fit = _irls(full, y, ridge, self.max_iter, self.tol)
                 self.method_, self.lambda_ = "ridge-fallback", ridge / len(y)
                 messages.append(msg + f"; refitted with a ridge penalty (lambda={ridge}/n)")
         else:
@@ -387,18 +436,20 @@ class PropensityModel:
         return self
 
     @staticmethod
-    def _arm_specific_levels(x: np.ndarray, columns: list[str], y: np.ndarray) -> list[str]:
-        """Messages for indicator columns whose 1s all fall in one arm."""
+    def _arm_specific_levels(
+        x: np.ndarray, infos: list[CovariateInfo], columns: list[str], y: np.ndarray
+    ) -> list[str]:
+        """Messages for indicator columns (binary / category levels) with 1s in one arm."""
+        indicator = {c for info in infos if info.kind != "numeric" for c in info.columns}
         out = []
         for j, name in enumerate(columns):
-            col = x[:, j]
-            if not np.all((col == 0) | (col == 1)):
+            if name not in indicator:
                 continue
-            ones = col == 1
-            n_ones = int(ones.sum())
+            col = x[:, j]
+            n_ones = int(col.sum())
             if n_ones == 0 or n_ones == len(col):
                 continue
-            n_treated = int(y[ones].sum())
+            n_treated = int(round(float(col @ y)))
             if n_treated in (0, n_ones):
                 arm = "control" if n_treated == 0 else "treated"
                 out.append(
@@ -418,7 +469,8 @@ class PropensityModel:
         dev = np.zeros(len(lambdas))
         for k in range(self.n_folds):
             train, test = folds != k, folds == k
-            xtr, c, s = _standardize(xs[train])
+            full_tr, c, s = _standardize(xs[train])
+            xtr = full_tr[:, 1:]
             xte = (xs[test] - c) / s
             fit: _Fit | None = None
             for i, lam in enumerate(lambdas):
@@ -458,3 +510,27 @@ def _extreme(eta: np.ndarray) -> bool:
 def _largest(beta: np.ndarray, columns: list[str], k: int = 3) -> str:
     order = np.argsort(-np.abs(beta))[:k]
     return ", ".join(f"{columns[j]!r}" for j in order)
+
+
+def _check_full_rank(xs: np.ndarray, columns: list[str]) -> None:
+    """Raise :class:`InputDataError` for constant or collinear design columns."""
+    constant = [c for j, c in enumerate(columns) if not np.any(xs[:, j])]
+    if constant:
+        raise InputDataError(f"covariate column(s) constant in the data: {constant}")
+    gram = np.zeros((xs.shape[1], xs.shape[1]))
+    for lo in range(0, len(xs), _CHUNK):
+        block = xs[lo : lo + _CHUNK]
+        gram += block.T @ block
+    gram /= max(len(xs), 1)
+    if len(columns) == 0 or np.linalg.matrix_rank(gram, tol=1e-9) == len(columns):
+        return
+    kept: list[int] = []
+    for j in range(len(columns)):
+        trial = [*kept, j]
+        if np.linalg.matrix_rank(gram[np.ix_(trial, trial)], tol=1e-9) == len(trial):
+            kept = trial
+        else:
+            raise InputDataError(
+                f"covariate column {columns[j]!r} is collinear with earlier covariates "
+                f"({', '.join(columns[k] for k in kept)}); drop it"
+            )
