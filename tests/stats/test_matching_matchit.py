@@ -44,6 +44,11 @@ CONFIGS = {
         ', m.order = "smallest", caliper = 0.05',
         {"order": "smallest", "caliper": 0.05},
     ),
+    "exact": (", exact = ~ married + nodegree", {"exact": ["married", "nodegree"]}),
+    "exact_ratio2": (
+        ", exact = ~ race, ratio = 2, caliper = 0.2",
+        {"exact": ["race"], "ratio": 2, "caliper": 0.2},
+    ),
 }
 
 
@@ -115,7 +120,11 @@ def test_matchit451_preset_reproduces_matchit(
 ) -> None:
     run = matchit_runs[name]
     overrides = CONFIGS[name][1]
-    res = make_matcher("matchit451", **overrides).fit(ps_model.ps_, lalonde["treat"]).result_
+    res = (
+        make_matcher("matchit451", **overrides)
+        .fit(ps_model.ps_, lalonde["treat"], data=lalonde)
+        .result_
+    )
     r_mm = _r_match_matrix(run, res.n_treated)
     # identical treated -> control assignments, round by round
     np.testing.assert_array_equal(res.match_matrix, r_mm)

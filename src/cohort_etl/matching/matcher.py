@@ -241,7 +241,9 @@ def greedy_match_1d(
     pool = _Pool(m)
     used = [0] * m
     limit = reuse_max if reuse_max is not None else n1 * ratio + 1
-    rows: list[set[int]] = [set() for _ in range(n1)] if ratio > 1 and limit > 1 else []
+    # a unit's own set matters only when controls can be reused (or to mimic 4.5.1)
+    need_rows = ratio > 1 and (limit > 1 or truncate)
+    rows: list[set[int]] = [set() for _ in range(n1)] if need_rows else []
     chosen = mm.copy()  # positions into ctrl_sorted
     remaining = m
     # MatchIt 4.5.1 stores 1-based row numbers in a unit's set but looks up 0-based ones,
