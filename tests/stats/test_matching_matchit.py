@@ -44,6 +44,7 @@ CONFIGS = {
         ', m.order = "smallest", caliper = 0.05',
         {"order": "smallest", "caliper": 0.05},
     ),
+    "data_order_ratio3": (', m.order = "data", ratio = 3', {"order": "data", "ratio": 3}),
     "exact": (", exact = ~ married + nodegree", {"exact": ["married", "nodegree"]}),
     "exact_ratio2": (
         ", exact = ~ race, ratio = 2, caliper = 0.2",
