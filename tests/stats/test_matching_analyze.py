@@ -134,6 +134,13 @@ def test_analyze_not_estimable_is_reported_not_raised(tmp_path: Path) -> None:
     assert results["outcomes"]["os"]["matched"] is None
     reasons = " ".join(x["reason"] for x in results["not_estimable"])
     assert "no persons in arm 'hsct'" in reasons
+    # perfect separation in the PS model: recorded as not estimable, outcomes skipped
+    sep = _dataset(400)
+    sep["flag"] = (sep["arm"] == "hsct").astype(int)
+    spec_sep = {**SPEC, "covariates": ["age", "flag"], "populations": ["matched"]}
+    results, matched, _ = run_analysis(load_analysis_spec(_write(tmp_path, spec_sep, sep)[0]), sep)
+    assert matched is None
+    assert any("separation" in x["reason"] for x in results["not_estimable"])
 
 
 def test_analyze_bad_input_is_one_line_error(tmp_path: Path) -> None:
@@ -148,6 +155,11 @@ def test_analyze_bad_input_is_one_line_error(tmp_path: Path) -> None:
     assert "'os_days' has 1 negative value" in str(result.exception)
     with pytest.raises(InputDataError, match="'death' must be coded 0/1"):
         run_analysis(load_analysis_spec(spec_path), data.assign(death=data["death"] * 2))
+    with pytest.raises(InputDataError, match="'age' has 2 missing"):
+        run_analysis(
+            load_analysis_spec(spec_path),
+            data.assign(age=data["age"].where(~data.index.isin([100, 101]))),
+        )
     with pytest.raises(InputDataError, match=r"missing: \['mrd'\]"):
         run_analysis(load_analysis_spec(spec_path), data.drop(columns="mrd"))
     spec_path.write_text(yaml.safe_dump({**SPEC, "matching": {"preset": "nearest"}}))

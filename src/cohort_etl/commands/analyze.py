@@ -29,7 +29,7 @@ from cohort_etl.analysis_spec import (
     TimeToEventOutcome,
     load_analysis_spec,
 )
-from cohort_etl.errors import CohortEtlError, InputDataError
+from cohort_etl.errors import CohortEtlError, InputDataError, NotEstimable
 
 SCHEMA_VERSION = 1
 TREAT = "_treated"
@@ -148,6 +148,13 @@ class _Analysis:
         info: dict[str, Any] = {"preset": m.preset, "n_before": {"treated": n1, "control": n0}}
         if m.preset == "none":
             info["n_after"] = info["n_before"]
+            if spec.covariates and n1 and n0:
+                from cohort_etl.matching import balance_table
+
+                self.balance = balance_table(
+                    data, TREAT, list(spec.covariates), categorical=list(spec.categorical)
+                )
+                info["balance"] = self.balance.to_dict(orient="records")
             return data.assign(set_id=0, match_weight=1.0), info
         if n1 == 0 or n0 == 0:
             empty = self.arm(1) if n1 == 0 else self.arm(0)
@@ -168,8 +175,8 @@ class _Analysis:
                     },
                     matcher_overrides=m.matcher_overrides(),
                 )
-        except CohortEtlError as exc:
-            self.flag("matching", f"propensity model / matching failed: {exc}")
+        except NotEstimable as exc:  # bad input (InputDataError) is raised, not recorded
+            self.flag("matching", f"propensity model / matching not estimable: {exc}")
             return None, info
         model, res = run.model, run.result
         diag = model.diagnostics_
