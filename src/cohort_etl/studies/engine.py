@@ -115,7 +115,8 @@ def check_columns(spec: StudySpec, data: pd.DataFrame, source: str) -> None:
 
 
 def _dates(data: pd.DataFrame, column: str) -> pd.Series:
-    return pd.to_datetime(data[column], errors="coerce")
+    """A date column as datetime64[ns] (DuckDB gives datetime64[us], PostgreSQL dates)."""
+    return pd.to_datetime(data[column], errors="coerce").astype("datetime64[ns]")
 
 
 def time_to_event(

@@ -1,0 +1,157 @@
+"""Study specs and the engine on bad input: clear messages, never a traceback (issue 3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from cohort_etl.errors import SpecError
+from cohort_etl.studies.engine import StudyEngine
+from cohort_etl.studies.outputs import write_outputs
+from cohort_etl.studies.spec import StudySpec, load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cohort(n: int = 200, seed: int = 3) -> pd.DataFrame:
+    """A small person-level dataset shaped like analysis_hsct_after_cart."""
+    rng = np.random.default_rng(seed)
+    index = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 900, n), unit="D")
+    age = rng.integers(5, 70, n)
+    treated = rng.random(n) < 1 / (1 + np.exp(-(1.0 - 0.03 * (age - 30))))
+    death_days = rng.exponential(np.where(treated, 1500, 800))
+    followup_days = rng.uniform(200, 1800, n)
+    death = np.where(death_days < followup_days, death_days, np.nan)
+    return pd.DataFrame(
+        {
+            "person_id": np.arange(1, n + 1),
+            "index_date": index,
+            "arm": np.where(treated, "hsct_plus", "hsct_minus"),
+            "age_at_index": age,
+            "female": rng.integers(0, 2, n),
+            "hsct_date": index + pd.to_timedelta(np.where(treated, 60, np.nan), unit="D"),
+            "death_date": index + pd.to_timedelta(death, unit="D"),
+            "relapse_date": pd.NaT,
+            "end_of_followup_date": index + pd.to_timedelta(followup_days.round(), unit="D"),
+        }
+    )
+
+
+def spec(**changes: object) -> StudySpec:
+    base: dict[str, object] = {
+        "name": "toy",
+        "title": "Toy study",
+        "mart": "toy_mart",
+        "arms": {"column": "arm", "treated": "hsct_plus", "control": "hsct_minus"},
+        "covariates": ["age_at_index", "female"],
+        "matching": {"preset": "trinetx", "seed": 1},
+        "outcomes": [
+            {
+                "name": "os",
+                "type": "time_to_event",
+                "label": "OS",
+                "start": "index_date",
+                "event_date": "death_date",
+                "censor_date": "end_of_followup_date",
+                "horizons_days": [365],
+            },
+        ],
+        "data_cutoff": "2025-06-30",
+    }
+    base.update(changes)
+    return StudySpec.model_validate(base)
+
+
+def test_spec_error_names_file_field_and_allowed_values(tmp_path: Path) -> None:
+    raw = yaml.safe_load((ROOT / "studies" / "hsct_after_cart.yaml").read_text())
+    raw["matching"]["preset"] = "fastest"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    message = str(err.value)
+    assert str(path) in message and "matching.preset" in message
+    assert "'cohortmethod'" in message and "'trinetx'" in message
+
+
+def test_both_shipped_specs_validate() -> None:
+    for path in sorted((ROOT / "studies").glob("*.yaml")):
+        assert load_spec(path).name == path.stem
+
+
+def test_column_missing_from_mart_is_named() -> None:
+    data = cohort().drop(columns=["female"])
+    with pytest.raises(SpecError, match=r"lacks column\(s\) female; available: person_id"):
+        StudyEngine(spec(), source="mart toy_mart").run(data)
+
+
+def test_arm_without_patients_is_explained_in_results_and_report(tmp_path: Path) -> None:
+    data = cohort()
+    data["arm"] = "hsct_minus"
+    result = StudyEngine(spec()).run(data)
+    reasons = [r["reason"] for r in result.results["not_estimable"]]
+    assert any("no patients in arm hsct_plus" in r for r in reasons), reasons
+    paths = write_outputs(spec(), result, tmp_path, {"profile": "test"})
+    html = paths["report"].read_text()
+    assert "Not shown: no patients in arm hsct_plus" in html
+
+
+def test_arm_below_min_cell_count_is_not_analysed() -> None:
+    data = cohort(n=200)
+    treated_rows = data.index[data["arm"] == "hsct_plus"][:3]
+    data = data[(data["arm"] == "hsct_minus") | data.index.isin(treated_rows)]
+    result = StudyEngine(spec(min_cell_count=5)).run(data)
+    assert any(
+        "fewer than the minimum cell count" in r["reason"] for r in result.results["not_estimable"]
+    )
+    assert "matching" in result.messages
+
+
+def test_horizon_longer_than_follow_up_is_flagged() -> None:
+    s = spec(
+        outcomes=[
+            {
+                "name": "os",
+                "type": "time_to_event",
+                "label": "OS",
+                "start": "index_date",
+                "event_date": "death_date",
+                "censor_date": "end_of_followup_date",
+                "horizons_days": [20_000],
+            }
+        ]
+    )
+    result = StudyEngine(s).run(cohort())
+    assert any("longer than any follow-up" in r["reason"] for r in result.results["not_estimable"])
+
+
+def test_data_cutoff_censors_and_excludes() -> None:
+    data = cohort()
+    late = StudyEngine(spec(data_cutoff=dt.date(2030, 1, 1))).run(data)
+    early = StudyEngine(spec(data_cutoff=dt.date(2021, 1, 1))).run(data)
+    assert early.results["cohort"]["n_after_cutoff"] < late.results["cohort"]["n_after_cutoff"]
+    assert early.results["cohort"]["excluded_index_after_cutoff"] > 0
+
+
+def test_results_are_json_and_identical_on_rerun(tmp_path: Path) -> None:
+    a = write_outputs(spec(), StudyEngine(spec()).run(cohort()), tmp_path / "a", {})
+    b = write_outputs(spec(), StudyEngine(spec()).run(cohort()), tmp_path / "b", {})
+    assert a["results"].read_bytes() == b["results"].read_bytes()
+    assert json.loads(a["results"].read_text())["outcomes"]["os"]["cox"]["estimable"]
+
+
+def test_run_command_reports_spec_errors_without_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cohort_etl.cli import run_cli
+
+    monkeypatch.setenv("COHORT_ETL_DUCKDB", str(tmp_path / "none.duckdb"))
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(["run", "--study", "no_such_study", "--skip-build", "--no-demo"])
+    assert exit_info.value.code == SpecError.exit_code
