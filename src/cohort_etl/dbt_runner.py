@@ -209,6 +209,15 @@ class BuildResult:
         )
 
 
+def _node_name(resource_type: str, parts: list[str]) -> str:
+    """Readable node name: tests' ids end in a hash, unit tests are named per model."""
+    if resource_type == "test" and len(parts) >= 4:
+        return parts[2]
+    if resource_type == "unit_test":
+        return ".".join(parts[2:])
+    return parts[-1]
+
+
 def parse_run_results(path: Path) -> list[NodeResult]:
     """Parse dbt's ``run_results.json``."""
     try:
@@ -224,7 +233,7 @@ def parse_run_results(path: Path) -> list[NodeResult]:
             NodeResult(
                 unique_id=unique_id,
                 resource_type=resource_type,
-                name=parts[-1] if resource_type != "unit_test" else ".".join(parts[-2:]),
+                name=_node_name(resource_type, parts),
                 status=str(row.get("status")),
                 execution_time=float(row.get("execution_time") or 0.0),
                 message=row.get("message"),
@@ -368,19 +377,38 @@ class DbtBuild:
             warnings=warnings,
             run_results_path=run_results,
         )
-        result.warnings += self._empty_cohort_warnings()
+        result.warnings = [
+            w for w in result.warnings if "concept_set_absent_items" not in w
+        ] + self._post_build_warnings()
         return result
 
-    def _empty_cohort_warnings(self) -> list[str]:
-        """A warning per cohort definition with zero persons (the build itself is valid)."""
+    def _post_build_warnings(self) -> list[str]:
+        """Warnings the build is still meaningful with: concept set items naming a concept
+        the vocabulary lacks, and cohorts with zero persons (left empty)."""
         if self.command == "test":
             return []
         schema = self.profile.settings.results_schema
         out: list[str] = []
         with connected(self.profile) as db:
-            if COHORT_DEFINITIONS_TABLE not in db.tables(schema):
-                return out
+            tables = db.tables(schema)
             schema = qualified_schema(db, schema)
+            if "concept_set_absent_items" in tables:
+                absent = db.query_df(
+                    f"select concept_set_name, concept_id, vocabulary_id, concept_code "
+                    f"from {schema}.concept_set_absent_items "
+                    f"order by concept_set_name, concept_id, vocabulary_id, concept_code"
+                )
+                for row in absent.itertuples():
+                    what = (
+                        f"concept {int(row.concept_id)}"
+                        if row.concept_id == row.concept_id and row.concept_id is not None
+                        else f"code {row.vocabulary_id} {row.concept_code}"
+                    )
+                    message = f"concept set {row.concept_set_name} names {what}, absent from the vocabulary"
+                    log.warning("%s", message)
+                    out.append(message)
+            if COHORT_DEFINITIONS_TABLE not in tables:
+                return out
             frame = db.query_df(
                 f"select d.cohort_definition_name, count(c.subject_id) as n "
                 f"from {schema}.cohort_definition d left join {schema}.cohort c "

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tests.dbt.cdm_fixture import CdmBuilder
 
 from cohort_etl.cli import run_cli
 from cohort_etl.concept_sets import load_concept_sets
@@ -23,7 +24,6 @@ from cohort_etl.concept_sets.validate import vocabulary_issues
 from cohort_etl.config import NamedProfile
 from cohort_etl.db import connected
 from cohort_etl.synthetic import vocabulary as v
-from tests.dbt.cdm_fixture import CdmBuilder
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -1,51 +1,81 @@
 -- Lines of therapy (DESIGN.md). Within a segment the first exposure starts line 1; agents
 -- started within var('regimen_window_days') of a line's start form its regimen; the first
--- later exposure of an agent outside that regimen starts the next line (recursively).
--- Gaps over var('line_gap_days') and CAR-T infusions already cut segments.
+-- later exposure of an agent outside that regimen starts the next line. Gaps over
+-- var('line_gap_days'), CAR-T infusions and relapse codes already cut segments.
+-- The "next line start if a line started on day d" is a function of d alone (pointers
+-- below, plain joins); the line starts are the chain of pointers from the segment's first
+-- day, followed by a recursive CTE that only joins (portable and index-free).
 with recursive segments as (
     select * from {{ ref('int__treatment_segments') }}
 ),
 
-line_starts as (
+start_days as (
+    select distinct person_id, segment_number, start_day
+    from segments
+),
+
+regimen_agents as (
+    select distinct
+        start_days.person_id,
+        start_days.segment_number,
+        start_days.start_day as from_day,
+        segments.agent_key
+    from start_days
+    inner join segments
+        on segments.person_id = start_days.person_id
+       and segments.segment_number = start_days.segment_number
+       and segments.start_day >= start_days.start_day
+       and segments.start_day <= start_days.start_day + {{ var('regimen_window_days') }}
+),
+
+candidates as (
     select
-        person_id,
-        segment_number,
-        1 as line_in_segment,
-        min(start_day) as line_start_day
+        start_days.person_id,
+        start_days.segment_number,
+        start_days.start_day as from_day,
+        segments.start_day as candidate_day,
+        segments.agent_key
+    from start_days
+    inner join segments
+        on segments.person_id = start_days.person_id
+       and segments.segment_number = start_days.segment_number
+       and segments.start_day > start_days.start_day + {{ var('regimen_window_days') }}
+),
+
+pointers as (
+    select
+        candidates.person_id,
+        candidates.segment_number,
+        candidates.from_day,
+        min(candidates.candidate_day) as next_day
+    from candidates
+    left join regimen_agents
+        on regimen_agents.person_id = candidates.person_id
+       and regimen_agents.segment_number = candidates.segment_number
+       and regimen_agents.from_day = candidates.from_day
+       and regimen_agents.agent_key = candidates.agent_key
+    where regimen_agents.agent_key is null
+    group by candidates.person_id, candidates.segment_number, candidates.from_day
+),
+
+line_starts as (
+    select person_id, segment_number, min(start_day) as line_start_day
     from segments
     group by person_id, segment_number
 
     union all
 
-    select
-        line_starts.person_id,
-        line_starts.segment_number,
-        line_starts.line_in_segment + 1,
-        (
-            select min(candidate.start_day)
-            from segments as candidate
-            where candidate.person_id = line_starts.person_id
-              and candidate.segment_number = line_starts.segment_number
-              and candidate.start_day > line_starts.line_start_day + {{ var('regimen_window_days') }}
-              and not exists (
-                  select 1
-                  from segments as regimen
-                  where regimen.person_id = candidate.person_id
-                    and regimen.segment_number = candidate.segment_number
-                    and regimen.agent_key = candidate.agent_key
-                    and regimen.start_day >= line_starts.line_start_day
-                    and regimen.start_day
-                        <= line_starts.line_start_day + {{ var('regimen_window_days') }}
-              )
-        )
+    select pointers.person_id, pointers.segment_number, pointers.next_day
     from line_starts
-    where line_starts.line_start_day is not null
+    inner join pointers
+        on pointers.person_id = line_starts.person_id
+       and pointers.segment_number = line_starts.segment_number
+       and pointers.from_day = line_starts.line_start_day
 ),
 
 starts as (
-    select person_id, segment_number, line_start_day
+    select distinct person_id, segment_number, line_start_day
     from line_starts
-    where line_start_day is not null
 ),
 
 assigned as (

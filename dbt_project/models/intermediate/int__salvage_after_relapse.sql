@@ -141,29 +141,26 @@ cd19_labs as (
 bcr_abl1 as (
     select course.person_id, 1 as bcr_abl1_positive
     from course
-    where exists (
-        select 1 from events
-        where events.person_id = course.person_id
-          and events.concept_set_name = 'bcr_abl1_labs'
-          and events.start_date <= course.relapse_date
-          and events.value_as_concept_id in ({{ var('value_positive_concepts') | join(', ') }})
-    )
-    or exists (
-        select 1 from diagnoses
-        where diagnoses.person_id = course.person_id
-          and diagnoses.first_ph_positive_date <= course.relapse_date
-    )
+    inner join events
+        on events.person_id = course.person_id
+       and events.concept_set_name = 'bcr_abl1_labs'
+       and events.start_date <= course.relapse_date
+       and events.value_as_concept_id in ({{ var('value_positive_concepts') | join(', ') }})
+    union
+    select course.person_id, 1 as bcr_abl1_positive
+    from course
+    inner join diagnoses
+        on diagnoses.person_id = course.person_id
+       and diagnoses.first_ph_positive_date <= course.relapse_date
 ),
 
 prior_allo as (
-    select course.person_id, 1 as prior_hsct
+    select distinct course.person_id, 1 as prior_hsct
     from course
-    where exists (
-        select 1 from transplants
-        where transplants.person_id = course.person_id
-          and transplants.hsct_type = 'allogeneic'
-          and transplants.hsct_date < course.relapse_date
-    )
+    inner join transplants
+        on transplants.person_id = course.person_id
+       and transplants.hsct_type = 'allogeneic'
+       and transplants.hsct_date < course.relapse_date
 ),
 
 final as (

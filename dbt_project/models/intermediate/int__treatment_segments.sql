@@ -16,17 +16,29 @@ relapse_codes as (
 ordered as (
     select
         exposures.*,
+        row_number() over (
+            partition by person_id order by start_day, agent_key, end_day
+        ) as exposure_rank,
         max(end_day) over (
-            partition by person_id order by start_day, agent_key
+            partition by person_id order by start_day, agent_key, end_day
             rows between unbounded preceding and 1 preceding
         ) as previous_max_end_day,
         lag(agent_class) over (
-            partition by person_id order by start_day, agent_key
+            partition by person_id order by start_day, agent_key, end_day
         ) as previous_agent_class,
         lag(start_day) over (
-            partition by person_id order by start_day, agent_key
+            partition by person_id order by start_day, agent_key, end_day
         ) as previous_start_day
     from exposures
+),
+
+relapse_cut as (
+    select distinct ordered.person_id, ordered.exposure_rank
+    from ordered
+    inner join relapse_codes
+        on relapse_codes.person_id = ordered.person_id
+       and relapse_codes.status_day > ordered.previous_start_day
+       and relapse_codes.status_day <= ordered.start_day
 ),
 
 flagged as (
@@ -36,15 +48,13 @@ flagged as (
             when previous_max_end_day is null then 1
             when start_day - previous_max_end_day > {{ var('line_gap_days') }} then 1
             when agent_class = 'cart' or previous_agent_class = 'cart' then 1
-            when exists (
-                select 1 from relapse_codes
-                where relapse_codes.person_id = ordered.person_id
-                  and relapse_codes.status_day > ordered.previous_start_day
-                  and relapse_codes.status_day <= ordered.start_day
-            ) then 1
+            when relapse_cut.person_id is not null then 1
             else 0
         end as starts_segment
     from ordered
+    left join relapse_cut
+        on relapse_cut.person_id = ordered.person_id
+       and relapse_cut.exposure_rank = ordered.exposure_rank
 ),
 
 final as (
@@ -55,7 +65,7 @@ final as (
         start_day,
         end_day,
         cast(sum(starts_segment) over (
-            partition by person_id order by start_day, agent_key
+            partition by person_id order by exposure_rank
             rows between unbounded preceding and current row
         ) as integer) as segment_number
     from flagged
