@@ -120,7 +120,7 @@ def test_failure_mid_generation_leaves_nothing_behind(tmp_path: Path, monkeypatc
     with pytest.raises(InputDataError, match="rolled back: simulated crash"):
         generator.generate(small_params(persons=200), profile, csv_dir=csv_dir)
     with connected(profile) as db:
-        for schema in ("cdm", "cdm_storage", "synthetic_truth"):
+        for schema in ("cdm", "cdm_storage_a", "cdm_storage_b", "synthetic_truth"):
             assert not db.schema_exists(schema) or db.tables(schema) == [], schema
     assert not csv_dir.exists() and not (tmp_path / "csv.partial").exists()
 
@@ -210,13 +210,16 @@ def test_load_errors_name_file_column_and_line(small_cdm: Generated, tmp_path: P
 
 
 def test_load_cli_refuses_non_empty_target_and_names_missing_folder(
-    small_cdm: Generated, profiles: Path, capsys
+    small_cdm: Generated, profiles: Path, capsys, tmp_path: Path
 ) -> None:
-    code, out, err = cli(["load", "--from", str(small_cdm.csv_dir)], capsys)
+    folder = tmp_path / "two"
+    _copy(small_cdm.csv_dir, folder, ["person", "observation_period"])
+    code, out, err = cli(["load", "--from", str(folder)], capsys)
     assert code == 0, err
-    code, out, err = cli(["load", "--from", str(small_cdm.csv_dir)], capsys)
+    assert "loaded 2 tables" in out
+    code, out, err = cli(["load", "--from", str(folder)], capsys)
     assert code == TargetNotEmpty.exit_code and "--replace" in err
-    code, out, err = cli(["load", "--from", str(small_cdm.csv_dir), "--replace"], capsys)
+    code, out, err = cli(["load", "--from", str(folder), "--replace"], capsys)
     assert code == 0, err
     code, out, err = cli(["load", "--from", str(profiles.parent / "nowhere"), "--replace"], capsys)
     assert code == InputDataError.exit_code and "not a folder" in err

@@ -55,6 +55,8 @@ TRUTH_PATIENTS = "patients"
 TRUTH_PARAMETERS = "parameters"
 #: blocks of 10k persons generated per write chunk
 CHUNK_BLOCKS = 5
+#: DuckDB buffer-pool limit while generating (unless the profile sets memory_limit)
+DUCKDB_MEMORY_LIMIT = "3GB"
 
 
 @dataclass
@@ -241,16 +243,27 @@ def generate(
     sink = _CsvSink(csv_dir) if csv_dir is not None else None
     counts = result.row_counts
     in_tx = False
+    duck = db.dialect == "duckdb"
+    storage = cdm
     try:
-        storage = storage_schema(cdm) if db.dialect == "duckdb" else cdm
-        _check_targets(db, [cdm, truth] + ([storage] if storage != cdm else []), replace)
-        if db.dialect == "duckdb":
+        _check_targets(db, [cdm, truth], replace)
+        if duck:
             db.execute("set preserve_insertion_order = false")
-        db.execute("begin transaction" if db.dialect == "duckdb" else "begin")
-        in_tx = True
-        for schema in dict.fromkeys((cdm, truth, storage)):
-            db.execute(f"drop schema if exists {quote_ident(schema)} cascade")
-            db.execute(f"create schema {quote_ident(schema)}")
+            db.execute("set enable_progress_bar = false")
+            if not getattr(profile.settings, "memory_limit", None):
+                db.execute(f"set memory_limit = '{DUCKDB_MEMORY_LIMIT}'")
+            # Bulk data go to a fresh storage schema outside any transaction (DuckDB keeps
+            # uncommitted appends in memory); the CDM schema only changes in the final,
+            # small transaction that swaps the views over to it.
+            storage = _next_storage(db, cdm)
+            db.execute(f"drop schema if exists {quote_ident(storage)} cascade")
+            db.execute(f"create schema {quote_ident(storage)}")
+        else:
+            db.execute("begin")
+            in_tx = True
+            for schema in (cdm, truth):
+                db.execute(f"drop schema if exists {quote_ident(schema)} cascade")
+                db.execute(f"create schema {quote_ident(schema)}")
         created: set[str] = set()
 
         where: dict[str, str] = {}
@@ -288,13 +301,6 @@ def generate(
 
         views: list[str] = []
 
-        for table in ("cdm_source", *v.vocabulary_tables()):
-            create(table)
-        db.execute(
-            f"create table {db.table_ref(truth, TRUTH_PARAMETERS)} (name varchar(100) not null, value text)"
-        )
-        db.execute(_truth_ddl(db.table_ref(truth, TRUTH_PATIENTS), db.dialect))
-
         def write(table: str, data: pa.Table) -> None:
             if data.num_rows == 0:
                 return
@@ -305,9 +311,6 @@ def generate(
             if sink is not None:
                 sink.write(table, data)
 
-        for table, data in v.vocabulary_tables().items():
-            write(table, data)
-        say(f"vocabulary: {counts['concept']} concepts")
         chunks = list(_blocks(params, max(1, chunk_blocks)))
         bg_errors = {"before_op": 0, "after_death": 0, "duplicates": 0}
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -319,7 +322,7 @@ def generate(
                 for table, data in tables.items():
                     populated.setdefault(table, set()).update(data.column_names)
             for table in CLINICAL_TABLES:
-                if table not in created:
+                if table not in created and table != "cdm_source":
                     create(table, populated.get(table, set()))
             for table, data in subset.tables.items():
                 write(table, data)
@@ -350,6 +353,23 @@ def generate(
         errors["outside_observation_period"] = errors["before_op"] + errors["after_death"]
         errors["duplicates"] = errors["duplicates_all_subset"] + errors["duplicates_background"]
         result.deliberate_errors = errors
+        if duck:
+            say("swapping the new CDM in")
+            db.execute("begin transaction")
+            in_tx = True
+            for schema in (cdm, truth, *(x for x in _storage_names(cdm) if x != storage)):
+                db.execute(f"drop schema if exists {quote_ident(schema)} cascade")
+            for schema in (cdm, truth):
+                db.execute(f"create schema {quote_ident(schema)}")
+        for table in ("cdm_source", *v.vocabulary_tables()):
+            create(table)
+        db.execute(
+            f"create table {db.table_ref(truth, TRUTH_PARAMETERS)} "
+            "(name varchar(100) not null, value text)"
+        )
+        db.execute(_truth_ddl(db.table_ref(truth, TRUTH_PATIENTS), db.dialect))
+        for table, data in v.vocabulary_tables().items():
+            write(table, data)
         write("cdm_source", _cdm_source(params))
         db.insert_arrow(truth, TRUTH_PATIENTS, subset.truth)
         rows = params.as_rows() + [
@@ -370,6 +390,7 @@ def generate(
         say("committing")
         db.execute("commit")
         in_tx = False
+        storage = cdm  # committed: nothing to clean up
         if sink is not None:
             sink.commit()
             sink = None
@@ -377,6 +398,9 @@ def generate(
         if in_tx:
             with contextlib.suppress(Exception):
                 db.execute("rollback")
+        if duck and storage != cdm:
+            with contextlib.suppress(Exception):
+                db.execute(f"drop schema if exists {quote_ident(storage)} cascade")
         if sink is not None:
             sink.abort()
         if isinstance(exc, CohortEtlError | KeyboardInterrupt):
@@ -392,16 +416,33 @@ def generate(
     return result
 
 
-def storage_schema(cdm: str) -> str:
-    """DuckDB only: schema holding the physical clinical tables behind the CDM views.
+def _storage_names(cdm: str) -> tuple[str, str]:
+    """DuckDB only: the two schemas that alternately hold the physical clinical tables.
 
     On DuckDB, appending columns that are always NULL costs as much as real data (about
     half of all spec columns are never populated here). So each clinical table is stored
-    with its populated columns in ``<cdm>_storage`` and exposed in the CDM schema as a
-    view with every spec column, in spec order and with spec types (NULL casts for the
-    others). Vocabulary tables and cdm_source are ordinary tables in the CDM schema.
+    with its populated columns in ``<cdm>_storage_a`` or ``_b`` and exposed in the CDM
+    schema as a view with every spec column, in spec order and with spec types (NULL
+    casts for the others). A new CDM is written to the schema not in use and swapped in
+    at the end. Vocabulary tables and cdm_source are ordinary tables in the CDM schema.
     """
-    return f"{cdm}_storage"
+    return f"{cdm}_storage_a", f"{cdm}_storage_b"
+
+
+def storage_schema(db: Database, cdm: str) -> str | None:
+    """The storage schema the CDM views of ``cdm`` read from (DuckDB), if any."""
+    if db.dialect != "duckdb":
+        return None
+    frame = db.query_df("select sql from duckdb_views() where schema_name = ?", [cdm])
+    for name in _storage_names(cdm):
+        if any(quote_ident(name) in str(sql) for sql in frame["sql"]):
+            return name
+    return None
+
+
+def _next_storage(db: Database, cdm: str) -> str:
+    a, b = _storage_names(cdm)
+    return b if storage_schema(db, cdm) == a else a
 
 
 def _decode_dictionaries(data: pa.Table) -> pa.Table:

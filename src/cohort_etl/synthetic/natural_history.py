@@ -22,7 +22,8 @@ describes what was observable. Deliberate errors are added afterwards and counte
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -322,7 +323,7 @@ class Recorder:
             fields = {f.name: f for f in TABLES[table]}
             cols = {}
             for name in names:
-                values = [r[name] for r in rows]
+                values = list(map(itemgetter(name), rows))
                 typ = _arrow_type(physical_type(fields[name], "duckdb"))
                 if typ in (pa.int64(), pa.int32(), pa.date32()) and None not in values:
                     arr = np.array(values, dtype=np.int64)
@@ -354,13 +355,13 @@ def _arrow_type(physical: str) -> pa.DataType:
 # ------------------------------------------------------------------------------------
 # Hazard draws
 # ------------------------------------------------------------------------------------
-def draw_time(rng: np.random.Generator, segments: list[tuple[float, float]]) -> float:
-    """First time the cumulative hazard of a piecewise-constant rate reaches Exp(1).
+def draw_time(target: float, segments: list[tuple[float, float]]) -> float:
+    """First time the cumulative hazard of a piecewise-constant rate reaches ``target``.
 
-    ``segments`` is a list of ``(start_time, rate_per_day)`` sorted by start time; each
-    rate holds until the next start. Returns ``math.inf`` if the hazard never reaches it.
+    With ``target`` an Exp(1) draw this samples the event time of that hazard (inverse
+    transform). ``segments`` is a list of ``(start_time, rate_per_day)``; each rate holds
+    until the next start. Returns ``math.inf`` if the hazard never reaches the target.
     """
-    target = rng.exponential(1.0)
     segs = sorted(segments)
     cum = 0.0
     for i, (s, r) in enumerate(segs):
@@ -436,21 +437,45 @@ class Simulator:
         self.cutoff = day(params.cutoff_date)
         self.first_cart = day(params.first_cart_date)
         self.errors = {"before_op": 0, "after_death": 0, "duplicates": 0}
+        self._buf: list[float] = []
+        self._pos = 0
 
     # --- small helpers --------------------------------------------------------------------
+    # Scalar draws come from a buffered uniform stream (numpy scalar calls cost ~1 us
+    # each); the buffer is refilled from the same generator, so runs stay deterministic.
+    def _next(self) -> float:
+        if self._pos >= len(self._buf):
+            self._buf = self.rng.random(65_536).tolist()
+            self._pos = 0
+        x = self._buf[self._pos]
+        self._pos += 1
+        return float(x)
+
+    def expo(self) -> float:
+        """An Exp(1) draw."""
+        return -math.log(1.0 - self._next())
+
     def u(self, a: float, b: float) -> float:
-        return float(self.rng.uniform(a, b))
+        return a + (b - a) * self._next()
 
     def ui(self, a: int, b: int) -> int:
         """Uniform integer in [a, b]."""
-        return int(self.rng.integers(a, b + 1))
+        return a + min(int(self._next() * (b - a + 1)), b - a)
 
     def bern(self, p: float) -> bool:
-        return bool(self.rng.random() < p)
+        return self._next() < p
 
     def pick(self, seq: Any, p: list[float] | None = None) -> Any:
-        i = int(self.rng.choice(len(seq), p=p))
-        return seq[i]
+        x = self._next()
+        if p is None:
+            return seq[min(int(x * len(seq)), len(seq) - 1)]
+        total = sum(p)
+        acc = 0.0
+        for item, w in zip(seq, p, strict=True):
+            acc += w / total
+            if x < acc:
+                return item
+        return seq[-1]
 
     # --- code helpers ---------------------------------------------------------------------------
     def disease_code(self, status: str, date: int, visit: int | None, t: Truth) -> None:
@@ -542,7 +567,7 @@ class Simulator:
             "lisocabtagene": (v.LISOCABTAGENE, (v.BREYANZI,), v.HCPCS_Q2054, v.PCS_XW033N7),
             "investigational": (0, (), 0, v.PCS_XW033C7),
         }[product]
-        r = self.rng.random()
+        r = self._next()
         drug_only = r < p.p_cart_drug_only
         proc_only = (
             not drug_only and r < p.p_cart_drug_only + p.p_cart_procedure_only
@@ -620,7 +645,7 @@ class Simulator:
         self.deliberate_errors()
 
     def patient(self, pid: int, cat: str) -> None:
-        p, rng = self.p, self.rng
+        p = self.p
         cart = cat not in ("all_no_cart",)
         lineage = {
             "t_all": "T",
@@ -645,9 +670,9 @@ class Simulator:
             lo_date = BREYANZI_CLL_APPROVAL
         if cart:
             span = self.cutoff - 45 - lo_date
-            T = lo_date + int(span * math.sqrt(rng.random()))
+            T = lo_date + int(span * math.sqrt(self._next()))
         else:
-            T = self.start + int((self.cutoff - 200 - self.start) * rng.random())  # reference date
+            T = self.start + int((self.cutoff - 200 - self.start) * self._next())  # reference date
         if cat == "no_rr" or cat == "all_no_cart":
             rr_type, n_lines = "none", 1
         elif lineage in ("AML", "CLL", "DLBCL", "burkitt"):
@@ -692,7 +717,7 @@ class Simulator:
         t.dx_source_only = cat == "core" and self.bern(p.p_source_only_all_dx)
         # --- outcome model after CAR-T (or after frontline for no-CAR-T patients) ---
         eofu = self.cutoff
-        ltfu = rng.exponential(365.25 / p.loss_to_followup_rate)
+        ltfu = -math.log(1.0 - self._next()) * 365.25 / p.loss_to_followup_rate
         if cart:
             eofu = int(min(self.cutoff, T + 30 + ltfu))
         else:
@@ -883,7 +908,7 @@ class Simulator:
             hr = p.hsct_hr_relapse if allo_effect else 1.0
             points = sorted({28.0, 730.0} | ({H} if math.isfinite(H) else set()))
             segs = [(s, r0 * (0.3 if s >= 730 else 1.0) * (hr if s >= H else 1.0)) for s in points]
-            R = draw_time(self.rng, segs)
+            R = draw_time(self.expo(), segs)
         else:
             R = float(self.ui(28, 45))
         # death before relapse
@@ -891,7 +916,7 @@ class Simulator:
         d0 = (p.death_rate if cr else p.nr_death_rate) / 365.25 * math.exp(lp)
         hr_os = p.hsct_hr_os if allo_effect else 1.0
         dsegs = [(0.0, d0)] + ([(H, d0 * hr_os)] if math.isfinite(H) else [])
-        D_pre = draw_time(self.rng, dsegs)
+        D_pre = draw_time(self.expo(), dsegs)
         if min(R, D_pre) < H:
             H = math.inf
         salvage_modality = None
@@ -936,11 +961,11 @@ class Simulator:
                 hr_post = (p.chemo_alone_hr_os if salvage_modality == "chemo" else 1.0) * (
                     p.salvage_cr_hr_os if cr_s else 1.0
                 )
-            D = R + draw_time(self.rng, [(0.0, p.post_relapse_death_rate / 365.25 * hr_post)])
+            D = R + draw_time(self.expo(), [(0.0, p.post_relapse_death_rate / 365.25 * hr_post)])
             if S >= D:
                 S, salvage_modality, cr_s = math.inf, None, None
             if cr_s:
-                R2 = S + 35 + draw_time(self.rng, [(0.0, p.second_relapse_rate / 365.25)])
+                R2 = S + 35 + draw_time(self.expo(), [(0.0, p.second_relapse_rate / 365.25)])
         else:
             D = D_pre
         death = T + int(D) if math.isfinite(D) else INF
@@ -1091,10 +1116,10 @@ class Simulator:
 
     def no_cart_outcome(self, start: int) -> tuple[float, float]:
         """(relapse, death) days of an ALL patient never given CAR-T."""
-        rel = start + draw_time(self.rng, [(60.0, 0.15 / 365.25)])
-        death = start + draw_time(self.rng, [(0.0, 0.08 / 365.25)])
+        rel = start + draw_time(self.expo(), [(60.0, 0.15 / 365.25)])
+        death = start + draw_time(self.expo(), [(0.0, 0.08 / 365.25)])
         if rel < death:
-            death = min(death, rel + draw_time(self.rng, [(0.0, 0.8 / 365.25)]))
+            death = min(death, rel + draw_time(self.expo(), [(0.0, 0.8 / 365.25)]))
         death = float(math.floor(death)) if math.isfinite(death) else math.inf
         rel = float(math.floor(rel)) if math.isfinite(rel) else math.inf
         return rel, death
@@ -1219,9 +1244,10 @@ class Simulator:
     def truth_table(self) -> pa.Table:
         schema = truth_schema()
         cols: dict[str, list[Any]] = {f.name: [] for f in schema}
+        names = list(cols)
         for t in self.truths:
-            for k, val in asdict(t).items():
-                cols[k].append(val)
+            for k in names:
+                cols[k].append(getattr(t, k))
         return pa.table({f.name: pa.array(cols[f.name], f.type) for f in schema}, schema=schema)
 
 

@@ -73,7 +73,7 @@ class SynthParams:
     """
 
     seed: int = 42
-    persons: int = 100_000
+    persons: int = 20_000
     start_date: dt.date = dt.date(2012, 1, 1)
     cutoff_date: dt.date = dt.date(2025, 6, 30)
     first_cart_date: dt.date = dt.date(2017, 10, 1)
