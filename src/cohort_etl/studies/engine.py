@@ -310,13 +310,6 @@ class StudyEngine:
                 ", ".join(constant),
             )
 
-        overrides: dict[str, Any] = {"ratio": m.ratio}
-        if m.caliper is not None:
-            overrides["caliper"] = m.caliper
-        if m.caliper_scale is not None:
-            overrides["caliper_scale"] = m.caliper_scale
-        if m.exact:
-            overrides["exact"] = m.exact
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
@@ -326,7 +319,8 @@ class StudyEngine:
                     covariates,
                     preset=m.preset,
                     seed=m.seed,
-                    matcher_overrides=overrides,
+                    propensity_overrides=m.propensity_overrides(),
+                    matcher_overrides=m.matcher_overrides(),
                 )
         except (CohortEtlError, np.linalg.LinAlgError) as exc:
             self._not_estimable("matching", f"propensity model / matching failed: {exc}")

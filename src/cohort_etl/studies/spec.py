@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cohort_etl.analysis_spec import MatchingSpec as Matching
 from cohort_etl.errors import SpecError
 
 
@@ -31,15 +32,6 @@ class Arms(_Strict):
 
     def label(self, value: str) -> str:
         return self.labels.get(value, value)
-
-
-class Matching(_Strict):
-    preset: Literal["cohortmethod", "trinetx", "matchit", "none"] = "trinetx"
-    ratio: int = Field(1, ge=1, le=10)
-    caliper: float | None = Field(None, gt=0)
-    caliper_scale: Literal["sd_logit", "pooled_sd", "sd_ps"] | None = None
-    seed: int = 20240101
-    exact: list[str] = Field(default_factory=list)
 
 
 class TimeToEvent(_Strict):
@@ -113,7 +105,7 @@ class StudySpec(_Strict):
     mart: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     arms: Arms | None = None
     covariates: list[str] = Field(default_factory=list)
-    matching: Matching = Field(default_factory=Matching)
+    matching: Matching = Field(default_factory=lambda: Matching(preset="trinetx"))
     outcomes: list[Outcome]
     comparisons: list[GroupComparison] = Field(default_factory=list)
     cox_models: list[CoxModel] = Field(default_factory=list)
