@@ -6,8 +6,8 @@ explained by a documented rule and asserted exactly:
 
 R1 (non-responders): a CAR-T non-responder gets an ALL-refractory code at the response
    assessment (day 27-33); the models date progression at that first refractory code,
-   the generator at its simulated progression day (28-45, coded or not). Our date equals
-   the first refractory code after the infusion.
+   the generator at its simulated progression day (28-45, coded or not; none when
+   follow-up ends first). Our date equals the first refractory code after the infusion.
 R2 (uncoded relapse): 10% of relapses carry no relapse code; the models then see the
    relapse only when the salvage line starts, so the relapse date equals the truth's
    salvage start (and there is no relapse when no salvage line follows).
@@ -106,7 +106,10 @@ def test_relapse_after_cart_agrees_except_documented_rules(frames: dict[str, pd.
         theirs = pd.to_datetime(row.relapse_after_cart_date)
         if row.car_t_response == "NR":  # R1
             assert ours == pd.to_datetime(first_refractory[row.person_id])
-            assert abs((ours - theirs).days) <= 20
+            if pd.isna(theirs):  # follow-up ended before the simulated progression day
+                assert (pd.to_datetime(row.end_of_followup) - pd.to_datetime(row.index_date)).days < 46
+            else:
+                assert abs((ours - theirs).days) <= 20
             assert 27 <= (ours - pd.to_datetime(row.index_date)).days <= 33
         else:  # R2
             assert row.relapse_coded is False or row.relapse_coded == 0
@@ -127,7 +130,8 @@ def test_study_b_salvage_modality_cr_and_dates_agree(frames: dict[str, pd.DataFr
     assert (m["cr_after_salvage"].fillna(False).astype(int) == m["cr"]).all()
     assert ((m["salvage_targeted_truth"].astype(int)) == m["salvage_targeted"]).all()
     assert _same(m["death_date_truth"], m["death_date"]).all()
-    assert set(m["salvage_modality"]) == set(MODALITY.values())
+    assert set(m["salvage_modality"]) <= set(MODALITY.values())
+    assert len(set(m["salvage_modality"])) >= 3
 
 
 def test_relapse_site_and_cd19_agree_when_relapse_is_coded(frames: dict[str, pd.DataFrame]) -> None:
