@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from cohort_etl.concept_sets.compile import compile_seed
 from cohort_etl.concept_sets.registry import load_concept_sets
 from cohort_etl.concept_sets.resolve import qualified_schema
@@ -398,13 +400,17 @@ class DbtBuild:
                     f"from {schema}.concept_set_absent_items "
                     f"order by concept_set_name, concept_id, vocabulary_id, concept_code"
                 )
-                for row in absent.itertuples():
+                for record in absent.to_dict(orient="records"):
+                    concept_id = record["concept_id"]
                     what = (
-                        f"concept {int(row.concept_id)}"
-                        if row.concept_id == row.concept_id and row.concept_id is not None
-                        else f"code {row.vocabulary_id} {row.concept_code}"
+                        f"code {record['vocabulary_id']} {record['concept_code']}"
+                        if pd.isna(concept_id)
+                        else f"concept {int(concept_id)}"
                     )
-                    message = f"concept set {row.concept_set_name} names {what}, absent from the vocabulary"
+                    message = (
+                        f"concept set {record['concept_set_name']} names {what}, "
+                        "absent from the vocabulary"
+                    )
                     log.warning("%s", message)
                     out.append(message)
             if COHORT_DEFINITIONS_TABLE not in tables:

@@ -107,7 +107,9 @@ def test_relapse_after_cart_agrees_except_documented_rules(frames: dict[str, pd.
         if row.car_t_response == "NR":  # R1
             assert ours == pd.to_datetime(first_refractory[row.person_id])
             if pd.isna(theirs):  # follow-up ended before the simulated progression day
-                assert (pd.to_datetime(row.end_of_followup) - pd.to_datetime(row.index_date)).days < 46
+                assert (
+                    pd.to_datetime(row.end_of_followup) - pd.to_datetime(row.index_date)
+                ).days < 46
             else:
                 assert abs((ours - theirs).days) <= 20
             assert 27 <= (ours - pd.to_datetime(row.index_date)).days <= 33
