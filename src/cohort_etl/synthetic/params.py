@@ -93,14 +93,14 @@ class SynthParams:
     p_mrd_negative_given_cr: float = 0.8
     hsct_window_days: int = 180
     #: logistic model of the decision to consolidate with allo-HSCT (among CR patients)
-    hsct_intercept: float = 0.6
+    hsct_intercept: float = 0.45
     hsct_coef_age10: float = -0.25  # per 10 years above 30
     hsct_coef_burden: float = -0.35  # per prior line beyond the first
     hsct_coef_mrd_negative: float = 0.9
     hsct_coef_ph: float = 0.3
     hsct_median_days: float = 75.0
     # hazards (per year) and true effects
-    relapse_rate: float = 0.14
+    relapse_rate: float = 0.17
     death_rate: float = 0.10
     death_coef_age10: float = 0.18
     death_coef_burden: float = 0.15
