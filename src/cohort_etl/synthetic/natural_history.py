@@ -759,6 +759,8 @@ class Simulator:
         if ph:
             frontline = frontline + (self.pick((v.IMATINIB, v.DASATINIB)),)
         first_end = line_starts[1] - 60 if len(line_starts) > 1 else line_starts[0] + 200
+        if cart:
+            first_end = min(first_end, T - 60)  # no frontline cycle near or after the CAR-T
         cycles = max(1, min(8, (first_end - line_starts[0]) // 28))
         self.regimen(frontline, line_starts[0], int(cycles), 28, v.INPATIENT_VISIT)
         if rr_type == "refractory_code":
