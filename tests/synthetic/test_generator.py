@@ -429,3 +429,27 @@ def test_same_seed_identical_tables_different_seed_different(
         ]
         assert set(differ) >= set(CLINICAL_TABLES) - {"cdm_source"}
         assert checksum(a, "cdm", "concept") == checksum(c, "cdm", "concept")
+
+
+def test_no_new_treatment_between_car_t_and_relapse_or_transplant(
+    db: Database, truth: pd.DataFrame
+) -> None:
+    """After the infusion, the only drugs before relapse are supportive (tocilizumab for
+    CRS, methylprednisolone for GVHD) or transplant conditioning (days -7..-2 of HSCT), so
+    a correct line-of-therapy algorithm sees no new line there."""
+    supportive = {v.CLINICAL_DRUG[v.TOCILIZUMAB], v.CLINICAL_DRUG[v.METHYLPREDNISOLONE]}
+    drugs = q(
+        db,
+        f"select person_id, drug_exposure_start_date d, drug_concept_id c from {t(db, 'drug_exposure')}",
+    )
+    drugs["d"] = pd.to_datetime(drugs["d"])
+    m = drugs.merge(truth[truth["car_t_date"].notna()], on="person_id")
+    after = m["d"] > pd.to_datetime(m["car_t_date"])
+    before_relapse = m["relapse_after_cart_date"].isna() | (
+        m["d"] < pd.to_datetime(m["relapse_after_cart_date"])
+    )
+    conditioning = m["hsct_date"].notna() & (
+        m["d"] >= pd.to_datetime(m["hsct_date"]) - pd.Timedelta(days=8)
+    )
+    stray = m[after & before_relapse & ~conditioning & ~m["c"].isin(supportive)]
+    assert stray.empty, stray.head()
