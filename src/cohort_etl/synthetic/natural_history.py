@@ -759,10 +759,14 @@ class Simulator:
         if ph:
             frontline = frontline + (self.pick((v.IMATINIB, v.DASATINIB)),)
         first_end = line_starts[1] - 60 if len(line_starts) > 1 else line_starts[0] + 200
-        if cart:
-            first_end = min(first_end, T - 60)  # no frontline cycle near or after the CAR-T
         cycles = max(1, min(8, (first_end - line_starts[0]) // 28))
+        # No frontline cycle is recorded within 60 days of the CAR-T infusion (it would be
+        # a new line after it). Cycles are still drawn, so the random stream is unchanged.
+        keep_hi = self.rec.hi
+        if cart:
+            self.rec.hi = min(keep_hi, T - 60)
         self.regimen(frontline, line_starts[0], int(cycles), 28, v.INPATIENT_VISIT)
+        self.rec.hi = keep_hi
         if rr_type == "refractory_code":
             rdate = line_starts[0] + self.ui(30, 36)
             self.snomed(v.ALL_REFRACTORY, rdate, self.rec.visit(v.OUTPATIENT_VISIT, rdate))
