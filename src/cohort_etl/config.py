@@ -3,7 +3,7 @@
 Profiles live in ``profiles.yml`` at the project root (or the file named by
 ``COHORT_ETL_PROFILES``). A profile is either
 
-    type: duckdb       path: data/cdm.duckdb
+    type: duckdb       path: data/omop.duckdb
     type: postgres     url: postgresql+psycopg://user@host:5432/db
 
 plus ``cdm_schema`` (read-only source), ``results_schema`` (everything we write),
@@ -52,7 +52,7 @@ class _ProfileBase(BaseModel):
 
 class DuckDBProfile(_ProfileBase):
     type: Literal["duckdb"]
-    path: Path = Path("data/cdm.duckdb")
+    path: Path = Path("data/omop.duckdb")
     threads: int | None = None
     memory_limit: str | None = None
 
