@@ -22,10 +22,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cohort_etl.errors import SpecError
+from cohort_etl.specfile import load_yaml_spec
 
 Scalar = str | int | float | bool
 
@@ -147,27 +146,6 @@ class AnalysisSpec(_Strict):
         return list(dict.fromkeys(cols))
 
 
-def _describe(error: dict) -> str:  # type: ignore[type-arg]
-    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-    message = str(error["msg"])
-    ctx = error.get("ctx") or {}
-    if "expected" in ctx:
-        message += f" (allowed: {ctx['expected']})"
-    return f"{where}: {message}"
-
-
 def load_analysis_spec(path: Path) -> AnalysisSpec:
-    """Read and validate an analysis spec (YAML); :class:`SpecError` names file and field."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise SpecError(f"{path}: analysis spec not found") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise SpecError(f"{path}: an analysis spec is a YAML mapping")
-    try:
-        return AnalysisSpec.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(_describe(e) for e in exc.errors())  # type: ignore[arg-type]
-        raise SpecError(f"{path}: {problems}") from None
+    """Read and validate one analysis spec; SpecError names file, field and allowed values."""
+    return load_yaml_spec(path, AnalysisSpec, "analysis spec")

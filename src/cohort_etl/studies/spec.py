@@ -11,11 +11,10 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cohort_etl.analysis_spec import MatchingSpec as Matching
-from cohort_etl.errors import SpecError
+from cohort_etl.specfile import load_yaml_spec
 
 
 class _Strict(BaseModel):
@@ -139,30 +138,9 @@ class StudySpec(_Strict):
         return next(o for o in self.outcomes if o.name == name)
 
 
-def _describe(error: dict) -> str:  # type: ignore[type-arg]
-    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-    message = str(error["msg"])
-    ctx = error.get("ctx") or {}
-    if "expected" in ctx:
-        message += f" (allowed: {ctx['expected']})"
-    return f"{where}: {message}"
-
-
 def load_spec(path: Path) -> StudySpec:
     """Read and validate one study spec; SpecError names file, field and allowed values."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise SpecError(f"{path}: study spec not found") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise SpecError(f"{path}: a study spec is a YAML mapping")
-    try:
-        return StudySpec.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(_describe(e) for e in exc.errors())  # type: ignore[arg-type]
-        raise SpecError(f"{path}: {problems}") from None
+    return load_yaml_spec(path, StudySpec, "study spec")
 
 
 def discover(folder: Path) -> list[Path]:
