@@ -1,5 +1,9 @@
-{#- Cleaning rules shared by every CDM event staging view (documented in
+{#- Cleaning rules shared by every CDM event staging model (documented in
     models/staging/_staging.yml):
+      0. only rows some concept set can match are kept (standard ids on the concept column,
+         source ids on the source column): the only rows any downstream model reads. Rules
+         1-4 are per row or per group of rows sharing both concept ids, so filtering first
+         changes no result and keeps the scan near the cost of a bare filtered read;
       1. a row with concept_id 0 is kept only when it carries a source concept (its source
          code can still match a concept set through *_source_concept_id);
       2. events starting outside every observation period of the person are dropped;
@@ -25,8 +29,18 @@ renamed as (
     from source
 ),
 
-coded as (
+relevant as (
     select * from renamed
+    where concept_id in (
+        select concept_id from {{ ref('concept_set_concepts') }} where match_column = 'standard'
+    )
+    or source_concept_id in (
+        select concept_id from {{ ref('concept_set_concepts') }} where match_column = 'source'
+    )
+),
+
+coded as (
+    select * from relevant
     where concept_id <> 0 or source_concept_id <> 0
 ),
 

@@ -25,6 +25,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -313,10 +315,19 @@ class DbtBuild:
         return compile_seed(sets, dbt_project_dir() / "seeds")
 
     def run(self) -> BuildResult:
-        """Check the CDM, compile concept sets, run dbt; raise BuildError on any failure."""
+        """Check the CDM, compile concept sets, run dbt; raise BuildError on any failure.
+
+        Builds from one checkout are serialised by a lock file: they share the generated
+        seed (dbt_project/seeds/generated/), so two concurrent builds could otherwise read
+        each other's concept sets.
+        """
         if self.command not in ("build", "run", "test"):
             raise ConfigError(f"unknown dbt command {self.command!r}")
         check_cdm(self.profile)
+        with _build_lock():
+            return self._run_locked()
+
+    def _run_locked(self) -> BuildResult:
         self.compile_concept_sets()
         target = self._target()
         run_results = target / "run_results.json"
@@ -427,6 +438,24 @@ class DbtBuild:
                 log.warning("%s", message)
                 out.append(message)
         return out
+
+
+@contextmanager
+def _build_lock() -> Iterator[None]:
+    """An exclusive lock on dbt_project/target/.build.lock for the duration of a build."""
+    path = dbt_project_dir() / "target" / ".build.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _last_error_line(stdout: str) -> str:

@@ -4,14 +4,19 @@ with flags as (
     select * from {{ ref('cohort_flags') }}
 ),
 
+cdm_persons as (
+    select count(*) as n from {{ ref('stg_cdm__person') }}
+),
+
 {% for cohort in cohort_definitions() %}
 counts_{{ cohort['id'] }} as (
     select
-        count(*) as remaining_0
+        max(cdm_persons.n) as remaining_0
         {%- for rule in cohort['rules'] %},
-        sum(case when {% for earlier in cohort['rules'][:loop.index] %}{{ earlier }} = 1{% if not loop.last %} and {% endif %}{% endfor %} then 1 else 0 end) as remaining_{{ loop.index }}
+        coalesce(sum(case when {% for earlier in cohort['rules'][:loop.index] %}{{ earlier }} = 1{% if not loop.last %} and {% endif %}{% endfor %} then 1 else 0 end), 0) as remaining_{{ loop.index }}
         {%- endfor %}
-    from flags
+    from cdm_persons
+    left join flags on 1 = 1
 ),
 
 steps_{{ cohort['id'] }} as (

@@ -1,7 +1,8 @@
--- One row per person in the CDM with a 0/1 flag per cohort rule (tuva-style): the
--- cohorts and their attrition are computed from these flags.
+-- One row per person with an ALL diagnosis (every cohort's first rule) and a 0/1 flag per
+-- cohort rule (tuva-style): the cohorts and their attrition are computed from these
+-- flags; cohort_attrition counts the persons in the CDM separately.
 with person as (
-    select person_id from {{ ref('stg_cdm__person') }}
+    select person_id from {{ ref('int__all_diagnoses') }}
 ),
 
 {% for rule in cohort_rule_names() %}

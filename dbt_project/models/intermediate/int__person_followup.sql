@@ -1,7 +1,11 @@
--- One row per person: demographics, last observation date, death and end of follow-up
--- (the death date when the person died, else the end of their last observation period).
+-- One row per person with an ALL diagnosis (everyone any cohort, episode or mart can
+-- hold): demographics, last observation date, death and end of follow-up (the death date
+-- when the person died, else the end of their last observation period).
 with person as (
-    select * from {{ ref('stg_cdm__person') }}
+    select person.*
+    from {{ ref('stg_cdm__person') }} as person
+    inner join {{ ref('int__all_diagnoses') }} as diagnoses
+        on diagnoses.person_id = person.person_id
 ),
 
 observation as (
