@@ -23,6 +23,8 @@ from cohort_etl.db import connected
 from cohort_etl.dbt_runner import BuildResult, DbtBuild
 from cohort_etl.synthetic import vocabulary as v
 
+pytestmark = pytest.mark.slow
+
 
 def scenario() -> CdmBuilder:
     b = CdmBuilder()

@@ -50,6 +50,7 @@ def postgres_seed1(pg_database: str) -> BuiltCdm:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 @pytest.mark.parametrize("table", sorted(TABLES))
 def test_postgres_matches_duckdb(
     table: str, synthetic_seed1: BuiltCdm, postgres_seed1: BuiltCdm
@@ -62,6 +63,7 @@ def test_postgres_matches_duckdb(
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_postgres_cdm_unchanged_and_same_tests(
     postgres_seed1: BuiltCdm, synthetic_seed1: BuiltCdm
 ) -> None:
@@ -73,6 +75,7 @@ def test_postgres_cdm_unchanged_and_same_tests(
     )
 
 
+@pytest.mark.slow
 def test_duckdb_cdm_unchanged_by_build(
     synthetic_seed1: BuiltCdm, synthetic_seed7: BuiltCdm
 ) -> None:

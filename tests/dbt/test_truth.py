@@ -41,6 +41,8 @@ MODALITY = {
 }
 SITE = {"marrow": "bone_marrow", "cns": "cns", "emd": "extramedullary", "unknown": "unknown"}
 
+pytestmark = pytest.mark.slow
+
 
 def _frames(built: BuiltCdm) -> dict[str, pd.DataFrame]:
     results = built.profile.settings.results_schema
