@@ -17,6 +17,8 @@ R3 (study B population): persons with an autologous HSCT after CAR-T (generator 
    excludes them.
 R4 (relapse site / CD19 without a relapse code): site and CD19 evidence is recorded with
    the relapse code; when the relapse is uncoded (R2) both are 'unknown' in the mart.
+R6 (response not observable): CAR-T response (remission code, MRD) is assessed on day
+   26-32; when follow-up ends first, the generator's simulated response is not in the CDM.
 R5 (repeated regimen without a relapse code): when a relapse before CAR-T is documented
    only by a detected-MRD measurement (generator rr_evidence 'lines') and the same salvage
    regimen is given twice within the 120-day gap, DESIGN.md's rule (no new agent, no gap)
@@ -86,6 +88,16 @@ def test_study_a_cohort_index_arm_hsct_and_death_agree(frames: dict[str, pd.Data
     assert _same(plus["hsct_date_truth"], plus["hsct_date"]).all()
     assert _same(m["death_date_truth"], m["death_date"]).all()
     assert _same(m["end_of_followup"], m["end_of_followup_date"]).all()
+    # R6: the response is assessed on day 26-32; persons whose follow-up ends before it
+    # have a simulated response the CDM cannot show (ours: 0).
+    followed = (pd.to_datetime(m["end_of_followup"]) - pd.to_datetime(m["index_date"])).dt.days
+    responded = (m["car_t_response"] == "CR").astype(int)
+    mrd = m["mrd_negative_after_cart_truth"].fillna(False).astype(int)
+    for ours, theirs in ((m["cr_after_cart"], responded), (m["mrd_negative_after_cart"], mrd)):
+        differ = ours != theirs
+        assert (followed[differ] < 33).all()
+        assert (ours[differ] == 0).all()
+    assert m["cr_after_cart"].sum() > 0.8 * len(m)
     lines_differ = m[m["prior_lines"] != m["n_lines_before_cart"]]
     assert (lines_differ["rr_evidence"] == "lines").all()  # R5
     assert (lines_differ["prior_lines"] == lines_differ["n_lines_before_cart"] - 1).all()

@@ -34,6 +34,28 @@ bcr_abl1_lab as (
       and events.value_as_concept_id in ({{ var('value_positive_concepts') | join(', ') }})
 ),
 
+response as (
+    select
+        course.person_id,
+        max(case when events.concept_set_name = 'all_in_remission' then 1 else 0 end)
+            as remission,
+        max(
+            case
+                when events.concept_set_name = 'mrd'
+                 and events.value_as_concept_id in ({{ var('value_negative_concepts') | join(', ') }})
+                    then 1
+                else 0
+            end
+        ) as mrd_negative
+    from course
+    inner join {{ ref('int__concept_set_events') }} as events
+        on events.person_id = course.person_id
+       and events.concept_set_name in ('all_in_remission', 'mrd')
+       and events.start_date > course.cart_date
+       and events.start_date <= {{ add_days('course.cart_date', var('response_window_days')) }}
+    group by course.person_id
+),
+
 final as (
     select
         cast(course.person_id as {{ dbt.type_bigint() }}) as person_id,
@@ -65,6 +87,8 @@ final as (
             as days_diagnosis_to_cart,
         cast(coalesce(concept.concept_name, 'unknown') as {{ dbt.type_string() }})
             as cart_product,
+        cast(coalesce(response.remission, 0) as integer) as cr_after_cart,
+        cast(coalesce(response.mrd_negative, 0) as integer) as mrd_negative_after_cart,
         cast(course.relapse_date as date) as relapse_date,
         cast(followup.death_date as date) as death_date,
         cast(followup.end_of_followup_date as date) as end_of_followup_date
@@ -74,6 +98,7 @@ final as (
     inner join diagnoses on diagnoses.person_id = cohort.person_id
     left join bcr_abl1_lab on bcr_abl1_lab.person_id = cohort.person_id
     left join concept on concept.concept_id = course.product_concept_id
+    left join response on response.person_id = cohort.person_id
 )
 
 select * from final
