@@ -77,7 +77,9 @@ def run() -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="bench_dbt_") as tmp:
         path = Path(tmp) / "cdm.duckdb"
         profile = NamedProfile(name="bench-dbt", settings=DuckDBProfile(type="duckdb", path=path))
-        generated = generate(SynthParams(seed=42, persons=persons), profile, progress=lambda m: None)
+        generated = generate(
+            SynthParams(seed=42, persons=persons), profile, progress=lambda m: None
+        )
         DbtBuild(profile, threads=2).run()  # parse + first build (cold caches)
         result = DbtBuild(profile, threads=2).run()
         floor, floor_rows = _floor_seconds(path)
