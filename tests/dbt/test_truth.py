@@ -146,6 +146,8 @@ def test_study_b_salvage_modality_cr_and_dates_agree(frames: dict[str, pd.DataFr
     assert (m["cr_after_salvage"].fillna(False).astype(int) == m["cr"]).all()
     assert ((m["salvage_targeted_truth"].astype(int)) == m["salvage_targeted"]).all()
     assert _same(m["death_date_truth"], m["death_date"]).all()
+    assert _same(m["second_relapse_date_truth"], m["second_relapse_date"]).all()
+    assert m["second_relapse_date"].notna().sum() >= 3
     assert set(m["salvage_modality"]) <= set(MODALITY.values())
     assert len(set(m["salvage_modality"])) >= 3
 

@@ -2,8 +2,8 @@
 --   * salvage line: the first line of therapy starting on or after the relapse date, and
 --     its modality (a CAR-T line after relapse is a reinfusion);
 --   * CR: the first remission code after the salvage start, within var('cr_window_days');
---   * second relapse: the first relapse code after CR, or the next line after the salvage
---     line, whichever is earlier;
+--   * second relapse (only after a CR): the first relapse code after the CR, or the first
+--     later line started after the CR, whichever is earlier;
 --   * relapse site and CD19 status from evidence recorded on the day of a relapse or
 --     refractory code dated within var('relapse_evidence_days') after the relapse: CNS
 --     involvement, then extramedullary involvement, then a bone marrow assessment, else
@@ -78,13 +78,15 @@ relapse_after_cr as (
     group by remission.person_id
 ),
 
-line_after_salvage as (
-    select salvage.person_id, min(lines.line_start_date) as next_line_date
-    from salvage
+line_after_cr as (
+    select remission.person_id, min(lines.line_start_date) as next_line_date
+    from remission
+    inner join salvage on salvage.person_id = remission.person_id
     inner join lines
-        on lines.person_id = salvage.person_id
+        on lines.person_id = remission.person_id
        and lines.line_number > salvage.salvage_line_number
-    group by salvage.person_id
+       and lines.line_start_date > remission.cr_date
+    group by remission.person_id
 ),
 
 relapse_codes as (
@@ -173,7 +175,7 @@ final as (
         salvage.salvage_start_date,
         coalesce(salvage.salvage_modality, 'none') as salvage_modality,
         remission.cr_date,
-        {{ earliest('relapse_after_cr.relapse_code_date', 'line_after_salvage.next_line_date') }}
+        {{ earliest('relapse_after_cr.relapse_code_date', 'line_after_cr.next_line_date') }}
             as second_relapse_date,
         case
             when site_evidence.cns = 1 then 'cns'
@@ -188,7 +190,7 @@ final as (
     left join salvage on salvage.person_id = course.person_id
     left join remission on remission.person_id = course.person_id
     left join relapse_after_cr on relapse_after_cr.person_id = course.person_id
-    left join line_after_salvage on line_after_salvage.person_id = course.person_id
+    left join line_after_cr on line_after_cr.person_id = course.person_id
     left join site_evidence on site_evidence.person_id = course.person_id
     left join cd19_labs
         on cd19_labs.person_id = course.person_id
