@@ -92,7 +92,9 @@ class Database:
             f"where table_schema = {ph} and table_name = {ph} order by ordinal_position",
             [schema, table],
         )
-        return dict(zip(frame["column_name"].astype(str), frame["data_type"].astype(str), strict=True))
+        return dict(
+            zip(frame["column_name"].astype(str), frame["data_type"].astype(str), strict=True)
+        )
 
     def create_schema(self, schema: str, replace: bool = False) -> None:
         """Create ``schema``; refuse if it already holds tables unless ``replace``."""
