@@ -30,6 +30,7 @@ from cohort_etl.analysis_spec import (
     load_analysis_spec,
 )
 from cohort_etl.errors import CohortEtlError, InputDataError, NotEstimable
+from cohort_etl.outcomes.summary import cox_dict, logrank_dict, proportions_dict, stat_test_dict
 
 SCHEMA_VERSION = 1
 TREAT = "_treated"
@@ -235,12 +236,7 @@ class _Analysis:
             self.flag(f"{where}:{o.name}", "no events in either arm: no comparison")
             return out
         lr = logrank_test(t, e, arm)
-        out["logrank"] = {
-            "chi_square": lr.chi_square,
-            "df": lr.df,
-            "p_value": lr.p_value,
-            "reason": lr.reason,
-        }
+        out["logrank"] = logrank_dict(lr)
         x = pd.DataFrame({"treated": arm.astype(float)})
         fits: list[tuple[str, dict[str, Any]]] = [("cox", {})]
         if "set_id" in data and data["set_id"].nunique() > 1 and where == "matched":
@@ -256,20 +252,7 @@ class _Analysis:
                 out[key] = {"estimable": False, "reason": str(exc)}
                 self.flag(f"{where}:{o.name}:{key}", str(exc))
                 continue
-            out[key] = {
-                "estimable": True,
-                "hr": r.hazard_ratio[0],
-                "lower": r.ci_lower[0],
-                "upper": r.ci_upper[0],
-                "coef": r.coef[0],
-                "se": r.se[0],
-                "robust_se": None if r.robust_se is None else r.robust_se[0],
-                "wald_p": r.p_value[0],
-                "lr_p": r.lr_test.p_value,
-                "score_p": r.score_test.p_value,
-                "n": r.n,
-                "events": r.n_events,
-            }
+            out[key] = cox_dict(r)
         return out
 
     @staticmethod
@@ -317,19 +300,10 @@ class _Analysis:
         cmp = compare_proportions(a, n1, c, n0)
         out["per_arm"][self.arm(1)]["risk"] = vars(cmp.risk_1)
         out["per_arm"][self.arm(0)]["risk"] = vars(cmp.risk_0)
-        out["risk_difference"] = vars(cmp.risk_difference)
-        out["risk_difference_newcombe"] = vars(cmp.risk_difference_newcombe)
-        out["risk_ratio"] = vars(cmp.risk_ratio)
-        out["odds_ratio"] = vars(cmp.odds_ratio)
-        out["z_test"] = {"z": cmp.z_statistic, "p_value": cmp.p_value, "method": cmp.p_method}
-        test = association_test(np.array([[a, n1 - a], [c, n0 - c]]))
-        out["association_test"] = {
-            "method": test.method,
-            "statistic": test.statistic,
-            "df": test.df,
-            "p_value": test.p_value,
-            "reason": test.reason,
-        }
+        out.update(proportions_dict(cmp))
+        out["association_test"] = stat_test_dict(
+            association_test(np.array([[a, n1 - a], [c, n0 - c]]))
+        )
         if cmp.reason:
             self.flag(f"{where}:{o.name}", cmp.reason)
         return out
@@ -354,8 +328,7 @@ class _Analysis:
                     )
                 if len(levels) > 1 and e.sum() > 0:
                     lr = logrank_test(t, e, groups)
-                    res["logrank"] = {"chi_square": lr.chi_square, "df": lr.df,
-                                      "p_value": lr.p_value, "reason": lr.reason}  # fmt: skip
+                    res["logrank"] = logrank_dict(lr)
             else:
                 y = data[o.column].to_numpy(dtype=float)
                 table = []
@@ -366,9 +339,7 @@ class _Analysis:
                     table.append([k, n - k])
                 if len(levels) > 1:
                     test = association_test(np.array(table))
-                    res["association_test"] = {"method": test.method, "statistic": test.statistic,
-                                               "df": test.df, "p_value": test.p_value,
-                                               "reason": test.reason}  # fmt: skip
+                    res["association_test"] = stat_test_dict(test)
             result["outcomes"][o.name] = res
         return result
 

@@ -32,6 +32,7 @@ from cohort_etl.outcomes.competing import AalenJohansen
 from cohort_etl.outcomes.cox import CoxPH
 from cohort_etl.outcomes.km import KaplanMeier, median_follow_up
 from cohort_etl.outcomes.logrank import logrank_test
+from cohort_etl.outcomes.summary import cox_dict, logrank_dict, proportions_dict, stat_test_dict
 from cohort_etl.outcomes.timevarying import landmark, split_at_exposure, time_varying_cox
 from cohort_etl.studies.spec import Binary, StudySpec, TimeToEvent
 
@@ -435,14 +436,7 @@ class StudyEngine:
         )
         if self.spec.arms and len(curves) == 2:
             lr = logrank_test(frame["_time"], frame["_event"], frame[TREAT])
-            res["logrank"] = {
-                "chi_square": lr.chi_square,
-                "df": lr.df,
-                "p_value": lr.p_value,
-                "observed": lr.observed.tolist(),
-                "expected": lr.expected.tolist(),
-                "reason": lr.reason,
-            }
+            res["logrank"] = logrank_dict(lr, detail=True)
             res["cox"] = self._cox_arm(frame)
             if "set_id" in frame and frame["set_id"].nunique() > 1:
                 res["cox_robust_pairs"] = self._cox_arm(frame, cluster=frame["set_id"])
@@ -457,21 +451,7 @@ class StudyEngine:
             )
         except CohortEtlError as exc:
             return {"estimable": False, "reason": str(exc)}
-        r = fit.result_
-        return {
-            "estimable": True,
-            "hr": r.hazard_ratio[0],
-            "lower": r.ci_lower[0],
-            "upper": r.ci_upper[0],
-            "coef": r.coef[0],
-            "se": r.se[0],
-            "robust_se": None if r.robust_se is None else r.robust_se[0],
-            "wald_p": r.p_value[0],
-            "lr_p": r.lr_test.p_value,
-            "score_p": r.score_test.p_value,
-            "n": r.n,
-            "events": r.n_events,
-        }
+        return cox_dict(fit.result_)
 
     def _binary(self, o: Binary, data: pd.DataFrame) -> None:
         if data.empty:
@@ -497,14 +477,10 @@ class StudyEngine:
             self._arm_label(1): {"events": a, "n": n1, "risk": cmp.risk_1.estimate},
             self._arm_label(0): {"events": c, "n": n0, "risk": cmp.risk_0.estimate},
         }
-        res["risk_difference"] = vars(cmp.risk_difference)
-        res["risk_difference_newcombe"] = vars(cmp.risk_difference_newcombe)
-        res["risk_ratio"] = vars(cmp.risk_ratio)
-        res["odds_ratio"] = vars(cmp.odds_ratio)
-        res["z_test"] = {"z": cmp.z_statistic, "p_value": cmp.p_value, "method": cmp.p_method}
+        res.update(proportions_dict(cmp))
         table = np.array([[a, n1 - a], [c, n0 - c]])
         chosen = association_test(table)
-        res["association_test"] = _test_dict(chosen)
+        res["association_test"] = stat_test_dict(chosen)
         if cmp.reason:
             self._not_estimable(f"outcome:{o.name}", cmp.reason)
 
@@ -539,20 +515,15 @@ class StudyEngine:
             table = np.array([[r["events"], r["n"] - r["events"]] for r in rows if r["n"] > 0])
             if len(table) < 2:
                 raise _Empty(f"fewer than two levels of {c.by} have patients")
-            res["chi_square"] = _test_dict(chi_square_test(table, correct=False))
-            res["chi_square_yates"] = _test_dict(chi_square_test(table, correct=True))
-            res["association_test"] = _test_dict(association_test(table))
+            res["chi_square"] = stat_test_dict(chi_square_test(table, correct=False))
+            res["chi_square_yates"] = stat_test_dict(chi_square_test(table, correct=True))
+            res["association_test"] = stat_test_dict(association_test(table))
             self.out.tables[f"comparison_{c.name}"] = pd.DataFrame(rows)
         else:
             t, e, _ = time_to_event(part, o, self.cutoff)
             ok = np.isfinite(t) & (t >= 0)
             lr = logrank_test(t[ok], e[ok], group.to_numpy()[ok])
-            res["logrank"] = {
-                "chi_square": lr.chi_square,
-                "df": lr.df,
-                "p_value": lr.p_value,
-                "reason": lr.reason,
-            }
+            res["logrank"] = logrank_dict(lr)
             rows = []
             curves: dict[str, KMCurve] = {}
             risk_times = o.risk_times_days or _default_risk_times(float(t[ok].max()))
@@ -693,29 +664,7 @@ class _Empty(CohortEtlError):
 
 
 def _hr(fit: CoxPH) -> dict[str, Any]:
-    r = fit.result_
-    return {
-        "estimable": True,
-        "hr": r.hazard_ratio[0],
-        "lower": r.ci_lower[0],
-        "upper": r.ci_upper[0],
-        "coef": r.coef[0],
-        "se": r.se[0],
-        "robust_se": None if r.robust_se is None else r.robust_se[0],
-        "p_value": r.p_value[0],
-        "n": r.n,
-        "events": r.n_events,
-    }
-
-
-def _test_dict(t: Any) -> dict[str, Any]:
-    return {
-        "method": t.method,
-        "statistic": t.statistic,
-        "df": t.df,
-        "p_value": t.p_value,
-        "reason": t.reason,
-    }
+    return cox_dict(fit.result_)
 
 
 def _default_risk_times(max_time: float) -> list[int]:
