@@ -24,7 +24,7 @@ table{border-collapse:collapse;margin:8px 0 16px;font-size:.9em}
 th,td{border:1px solid #d5dde6;padding:4px 9px;text-align:right}
 th{background:#eef3fa}
 td:first-child,th:first-child{text-align:left}
-table.headline td{font-size:1.02em;text-align:left}
+table.headline td,table.headline th{font-size:1.02em;text-align:left}
 figure{margin:12px 0 22px}
 figcaption{color:#5c6f7b;font-size:.88em}
 img{max-width:100%}

@@ -63,6 +63,8 @@ def headline(spec: StudySpec, result: StudyResult) -> list[tuple[str, str]]:
         if not out:
             continue
         per_arm = out.get("per_arm", {})
+        if not spec.arms:  # one group: no arm label after each number
+            per_arm = {"": arm for arm in per_arm.values()}
         if isinstance(o, TimeToEvent):
             for h in o.horizons_days:
                 parts = []
@@ -75,14 +77,14 @@ def headline(spec: StudySpec, result: StudyResult) -> list[tuple[str, str]]:
                         if row:
                             parts.append(
                                 f"{_pct(row['cif'])} ({_pct(row['lower'])}–{_pct(row['upper'])}) "
-                                f"{label}"
+                                f"{label}".rstrip()
                             )
                         continue
                     row = _horizon_surv(arm, h)
                     if row:
                         parts.append(
                             f"{_pct(row['surv'])} ({_pct(row['lower'])}–{_pct(row['upper'])}) "
-                            f"{label}"
+                            f"{label}".rstrip()
                         )
                 years = h / 365.25
                 when = f"{years:.0f}-year" if abs(years - round(years)) < 0.01 else f"day-{h}"
@@ -105,7 +107,7 @@ def headline(spec: StudySpec, result: StudyResult) -> list[tuple[str, str]]:
                     )
                 )
             meds = [
-                f"{_days(arm['median']['time'])} {label}"
+                f"{_days(arm['median']['time'])} {label}".rstrip()
                 + (
                     f" (95% CI {_days(arm['median']['lower'])}–{_days(arm['median']['upper'])})"
                     if arm["median"]["time"] is not None
