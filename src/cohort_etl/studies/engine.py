@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from cohort_etl.analysis import match_arms
 from cohort_etl.errors import CohortEtlError, SpecError
 from cohort_etl.outcomes.binary import (
     association_test,
@@ -299,59 +299,32 @@ class StudyEngine:
         if m.preset == "none" or not spec.covariates:
             info["n_after"] = info["n_before"]
             return data.assign(set_id=0)
-        from cohort_etl.matching.presets import run_matching
-
         covariates = [c for c in spec.covariates if data[c].nunique(dropna=False) > 1]
         constant = [c for c in spec.covariates if c not in covariates]
         if constant:
-            info["constant_covariates_dropped"] = constant
             log.warning(
                 "%s: covariates constant in the cohort, left out of the PS model: %s",
                 spec.name,
                 ", ".join(constant),
             )
-
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                run = run_matching(
-                    data,
-                    TREAT,
-                    covariates,
-                    preset=m.preset,
-                    seed=m.seed,
-                    propensity_overrides=m.propensity_overrides(),
-                    matcher_overrides=m.matcher_overrides(),
-                )
+            got = match_arms(data, covariates, m, labels=(self._arm_label(1), self._arm_label(0)))
         except (CohortEtlError, np.linalg.LinAlgError) as exc:
             self._not_estimable("matching", f"propensity model / matching failed: {exc}")
             return data.iloc[0:0]
-        diag = run.model.diagnostics_
-        res = run.result
-        info.update(
-            {
-                "settings": run.settings,
-                "caliper_absolute": res.caliper,
-                "n_after": {
-                    "treated": int(res.n_treated_matched),
-                    "control": int(res.n_control_matched),
-                },
-                "ps_auc": diag.auc,
-                "equipoise": diag.equipoise,
-                "warnings": sorted({*diag.warnings, *(str(w.message) for w in caught)}),
-                "max_abs_smd_before": float(run.balance["smd_before"].abs().max()),
-                "max_abs_smd_after": float(run.balance["smd_after"].abs().max()),
-            }
-        )
-        self.out.balance = run.balance
-        self.out.tables["table1_balance"] = run.balance
-        self.out.ps = pd.DataFrame({"arm": data[TREAT].to_numpy(), "ps": run.model.ps_})
-        if res.reason:
-            self._not_estimable("matching", res.reason)
-        matched = run.matched_data
-        if len(matched) == 0:
-            self._not_estimable("matching", "no pairs within the caliper")
-        return matched.reset_index(drop=True)
+        info.update({k: v for k, v in got.info.items() if k != "balance"})
+        if constant:
+            info["constant_covariates_dropped"] = constant
+        for flag in got.flags:
+            self._not_estimable(flag["section"], flag["reason"])
+        if got.balance is not None:
+            self.out.balance = got.balance
+            self.out.tables["table1_balance"] = got.balance
+        if got.ps is not None:
+            self.out.ps = pd.DataFrame({"arm": data[TREAT].to_numpy(), "ps": got.ps})
+        if got.matched is None or len(got.matched) == 0:
+            return data.iloc[0:0]
+        return got.matched.reset_index(drop=True)
 
     # -- outcomes ---------------------------------------------------------------------
     def _arm_groups(self, data: pd.DataFrame) -> list[tuple[int, pd.DataFrame]]:

@@ -64,7 +64,7 @@ def headline(spec: StudySpec, result: StudyResult) -> list[tuple[str, str]]:
             continue
         per_arm = out.get("per_arm", {})
         if not spec.arms:  # one group: no arm label after each number
-            per_arm = {"": arm for arm in per_arm.values()}
+            per_arm = {"": next(iter(per_arm.values()))} if per_arm else {}
         if isinstance(o, TimeToEvent):
             for h in o.horizons_days:
                 parts = []
@@ -231,9 +231,10 @@ def write_outputs(
     match_sec = Section("Propensity-score matching")
     if result.balance is not None:
         info = result.results.get("matching", {})
+        pm = info.get("propensity_model", {})
         match_sec.paragraphs.append(
-            f"Preset {info.get('preset')}; PS model AUC {_num(info.get('ps_auc'))}, "
-            f"equipoise {_pct(info.get('equipoise'))}. Matched "
+            f"Preset {info.get('preset')}; PS model AUC {_num(pm.get('auc'))}, "
+            f"equipoise {_pct(pm.get('equipoise'))}. Matched "
             f"{info.get('n_after', {}).get('treated')} treated with "
             f"{info.get('n_after', {}).get('control')} controls."
         )
