@@ -172,3 +172,34 @@ def test_salvage_cr_by_modality_matches_generator(demo_run: DemoRun) -> None:
         assert abs(observed - p.sum()) <= 3 * se + 1, (modality, observed, p.sum(), se)
         checked += 1
     assert checked >= 3, "too few modalities with patients to check"
+
+
+def test_bad_spec_gets_an_explaining_report_and_the_other_study_still_runs(
+    demo_run: DemoRun, tmp_path: Path
+) -> None:
+    import yaml
+    from tests.e2e.conftest import run_cli
+
+    from cohort_etl.errors import SpecError
+
+    root = Path(__file__).resolve().parents[2] / "studies"
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    shutil.copy(root / "salvage_after_cart_relapse.yaml", specs)
+    broken = yaml.safe_load((root / "hsct_after_cart.yaml").read_text())
+    broken["name"] = "broken_study"
+    broken["covariates"].append("no_such_column")
+    (specs / "broken_study.yaml").write_text(yaml.safe_dump(broken))
+    out = tmp_path / "out"
+    proc = run_cli(
+        ["run", "--skip-build", "--specs", str(specs), "--out", str(out)],
+        {"COHORT_ETL_DUCKDB": str(demo_run.duckdb_path)},
+    )
+    assert proc.returncode == SpecError.exit_code, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: 1 of 2 studies failed: broken_study:")
+    assert "no_such_column" in last
+    html = (out / "broken_study" / "report.html").read_text()
+    assert "Why this report is empty" in html and "no_such_column" in html
+    assert json.loads((out / "salvage_after_cart_relapse" / "results.json").read_text())["headline"]

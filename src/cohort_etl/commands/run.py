@@ -26,6 +26,13 @@ from cohort_etl.config import get_profile
     default=None,
     help="Output folder (default output/<profile>/).",
 )
+@click.option(
+    "--specs",
+    "studies_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder of study specs (default studies/).",
+)
 @click.option("--skip-build", is_flag=True, help="Use the existing marts; do not run dbt.")
 @click.option(
     "--no-demo",
@@ -38,6 +45,7 @@ def run(
     profile_name: str | None,
     studies: tuple[str, ...],
     out_root: Path | None,
+    studies_dir: Path | None,
     skip_build: bool,
     no_demo: bool,
 ) -> None:
@@ -58,6 +66,7 @@ def run(
         build=not skip_build,
         allow_demo=not no_demo,
         quiet=quiet,
+        studies_dir=studies_dir,
     )
     for name, paths in summary.outputs.items():
         click.echo(f"{name}: {paths['report']}")

@@ -333,6 +333,27 @@ def _km_sections(
     return sections
 
 
+def write_failure(spec: StudySpec, reason: str, out_dir: Path, manifest: dict[str, Any]) -> None:
+    """A study that could not run: results.json and report.html say why, nothing else."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = {
+        "schema_version": 1,
+        "study": spec.name,
+        "title": spec.title,
+        "error": reason,
+        "not_estimable": [{"section": "study", "reason": reason}],
+    }
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    report = Report(
+        title=spec.title,
+        subtitle=f"Study {spec.name} · profile {manifest.get('profile', '?')}",
+        headline=[("Study not run", reason)],
+        sections=[Section("Why this report is empty", empty_reason=reason)],
+    )
+    write(report, out_dir / "report.html")
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
 def _suppress(counts: list[int], min_cell: int) -> list[int | str]:
     return [f"<{min_cell}" if 0 < c < min_cell else c for c in counts]
 

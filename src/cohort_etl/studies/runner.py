@@ -17,10 +17,10 @@ import pandas as pd
 from cohort_etl import __version__
 from cohort_etl.config import NamedProfile, project_root
 from cohort_etl.db import connected
-from cohort_etl.errors import BuildError, ConfigError, SpecError
+from cohort_etl.errors import BuildError, CohortEtlError, ConfigError, InputDataError, SpecError
 from cohort_etl.progress import Progress
 from cohort_etl.studies.engine import StudyEngine
-from cohort_etl.studies.outputs import write_outputs
+from cohort_etl.studies.outputs import write_failure, write_outputs
 from cohort_etl.studies.spec import StudySpec, discover, load_spec
 
 log = logging.getLogger(__name__)
@@ -156,8 +156,9 @@ def run_pipeline(
     build: bool = True,
     allow_demo: bool = True,
     quiet: bool = False,
+    studies_dir: Path | None = None,
 ) -> RunSummary:
-    studies_dir = project_root() / "studies"
+    studies_dir = studies_dir or project_root() / "studies"
     specs = select_specs(studies_dir, studies)
     out_root = out_root or project_root() / "output" / profile.name
     progress = Progress(total=2 + len(specs), quiet=quiet)
@@ -169,30 +170,60 @@ def run_pipeline(
             from cohort_etl.dbt_runner import build as dbt_build
 
             dbt_build(profile)
+    failures: dict[str, CohortEtlError] = {}
     for path, spec in specs:
-        with progress.stage(f"study {spec.name}"):
-            data, attrition = read_mart(profile, spec.mart)
-            result = StudyEngine(spec, source=f"mart {spec.mart}").run(
-                data, study_attrition(spec, attrition)
-            )
-            manifest = {
-                "package_version": __version__,
-                "dbt_core_version": _version("dbt-core"),
-                "dbt_adapter_version": _version(f"dbt-{profile.dialect}"),
-                "duckdb_version": _version("duckdb"),
-                "git_revision": git_revision(),
-                "profile": profile.name,
-                "dialect": profile.dialect,
-                "study_spec": str(path.relative_to(project_root())),
-                "study_spec_sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16],
-                "concept_sets_sha256": concept_set_hashes(),
-                "vocabulary_version": data.attrs.get("vocabulary_version"),
-                "matching_seed": spec.matching.seed,
-                "demo_cdm": cdm_info,
-                "data_cutoff": spec.data_cutoff.isoformat(),
-                "timings_seconds": dict(progress.timings),
-            }
-            summary.outputs[spec.name] = write_outputs(spec, result, out_root / spec.name, manifest)
+        manifest_base = {
+            "package_version": __version__,
+            "git_revision": git_revision(),
+            "profile": profile.name,
+            "dialect": profile.dialect,
+            "study_spec": str(path),
+            "study_spec_sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16],
+        }
+        try:
+            with progress.stage(f"study {spec.name}"):
+                summary.outputs[spec.name] = _run_study(
+                    profile, path, spec, out_root, cdm_info, progress, manifest_base
+                )
+        except (SpecError, InputDataError, BuildError) as exc:
+            # one study's bad spec or data must not hide the others' results: its folder
+            # gets a report saying why it is empty, and the run still fails at the end
+            failures[spec.name] = exc
+            write_failure(spec, str(exc), out_root / spec.name, manifest_base)
     summary.timings = dict(progress.timings)
+    out_root.mkdir(parents=True, exist_ok=True)
     (out_root / "run_timings.json").write_text(json.dumps(summary.timings, indent=2) + "\n")
+    if failures:
+        first = next(iter(failures.values()))
+        detail = "; ".join(f"{name}: {exc}" for name, exc in failures.items())
+        error = type(first)(f"{len(failures)} of {len(specs)} studies failed: {detail}")
+        raise error
     return summary
+
+
+def _run_study(
+    profile: NamedProfile,
+    path: Path,
+    spec: StudySpec,
+    out_root: Path,
+    cdm_info: dict[str, Any],
+    progress: Progress,
+    manifest_base: dict[str, Any],
+) -> dict[str, Path]:
+    data, attrition = read_mart(profile, spec.mart)
+    result = StudyEngine(spec, source=f"mart {spec.mart}").run(
+        data, study_attrition(spec, attrition)
+    )
+    manifest = {
+        "dbt_core_version": _version("dbt-core"),
+        "dbt_adapter_version": _version(f"dbt-{profile.dialect}"),
+        "duckdb_version": _version("duckdb"),
+        **manifest_base,
+        "concept_sets_sha256": concept_set_hashes(),
+        "vocabulary_version": data.attrs.get("vocabulary_version"),
+        "matching_seed": spec.matching.seed,
+        "demo_cdm": cdm_info,
+        "data_cutoff": spec.data_cutoff.isoformat(),
+        "timings_seconds": dict(progress.timings),
+    }
+    return write_outputs(spec, result, out_root / spec.name, manifest)
