@@ -192,6 +192,43 @@ def test_attrition_and_omop_tables(fixture_build: tuple) -> None:
     assert set(episodes["episode_parent_id"].dropna()) == {1000}
 
 
+def test_hsct_placed_in_the_line_it_consolidates(fixture_build: tuple) -> None:
+    """Person 1: the allo-HSCT (2019-09-01) after the CAR-T line (line 3) with no relapse
+    therapy between is not a new line; it and its conditioning (fludarabine, 2019-08-25)
+    belong to line 3's episode, which ends on the transplant day. Person 3: the HSCT after
+    CAR-T (line 1) consolidates line 1; the later blinatumomab salvage is line 2."""
+    profile, _, _ = fixture_build
+    placement = _table(profile, "int__hsct_placement").set_index("person_id")
+    assert placement.loc[1, "line_number"] == 3
+    assert placement.loc[3, "line_number"] == 1
+    lines = _table(profile, "int__lines_of_therapy")
+    assert len(lines.query("person_id == 1")) == 3
+    assert list(lines.query("person_id == 3").sort_values("line_number")["modality"]) == [
+        "cart",
+        "monoclonal_antibody",
+    ]
+    with connected(profile) as db:
+        cdm = qualified_schema(db, "cdm")
+        hsct_ids = db.query_df(
+            f"select person_id, procedure_occurrence_id from {cdm}.procedure_occurrence "
+            f"where procedure_concept_id in ({v.ALLO_PBSCT}, {v.CPT_38240_ALLO}) "
+            f"or procedure_source_concept_id in ({v.ALLO_PBSCT}, {v.CPT_38240_ALLO})"
+        ).set_index("person_id")["procedure_occurrence_id"]
+        conditioning = db.query_df(
+            f"select drug_exposure_id from {cdm}.drug_exposure "
+            f"where person_id = 1 and drug_exposure_start_date = date '2019-08-25'"
+        )["drug_exposure_id"]
+    events = _table(profile, "episode_event")
+    procedures = events[events.episode_event_field_concept_id == 1147082]
+    assert sorted(map(tuple, procedures[["episode_id", "event_id"]].values.tolist())) == sorted(
+        [(1003, int(hsct_ids.loc[1])), (3001, int(hsct_ids.loc[3]))]
+    )
+    drugs = events[events.episode_event_field_concept_id == 1147094]
+    assert drugs[drugs.event_id == int(conditioning.iloc[0])]["episode_id"].tolist() == [1003]
+    episodes = _table(profile, "episode").set_index("episode_id")
+    assert str(episodes.loc[1003, "episode_end_date"])[:10] == "2019-09-01"
+
+
 def _profiles_file(tmp_path: Path, profile: NamedProfile) -> Path:
     """A profiles.yml naming the fixture's profile (same name and path: dbt reuses its
     partial parse instead of parsing the project again)."""
