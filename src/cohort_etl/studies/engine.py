@@ -604,21 +604,30 @@ class StudyEngine:
         self.out.results["sensitivity"][key] = res
 
     def _forest(self) -> None:
+        """Hazard ratios of every arm comparison (forest plot + hazard_ratios.csv) and the
+        KM estimates at the horizons of every outcome (km_at_horizons.csv)."""
         rows = []
-        for name, o in self.out.results.get("outcomes", {}).items():
-            cox = o.get("cox")
-            if cox and cox.get("estimable"):
-                rows.append(
-                    {
-                        "label": f"{o['label']}: matched",
-                        "estimate": cox["hr"],
-                        "lower": cox["lower"],
-                        "upper": cox["upper"],
-                    }
-                )
-            del name
-        for key, s in self.out.results.get("sensitivity", {}).items():
-            cox = s.get("cox")
+        for o in self.out.results.get("outcomes", {}).values():
+            for key, analysis in (
+                ("cox", "matched"),
+                ("cox_robust_pairs", "matched, robust SE"),
+                ("cox_stratified_pairs", "matched, stratified on pairs"),
+            ):
+                cox = o.get(key)
+                if cox and cox.get("estimable"):
+                    rows.append(
+                        {
+                            "label": f"{o['label']}: {analysis}",
+                            "estimate": cox["hr"],
+                            "lower": cox["lower"],
+                            "upper": cox["upper"],
+                            "p_value": cox["wald_p"],
+                            "n": cox["n"],
+                            "events": cox["events"],
+                        }
+                    )
+        for key, sens in self.out.results.get("sensitivity", {}).items():
+            cox = sens.get("cox")
             if cox and cox.get("estimable"):
                 rows.append(
                     {
@@ -626,10 +635,23 @@ class StudyEngine:
                         "estimate": cox["hr"],
                         "lower": cox["lower"],
                         "upper": cox["upper"],
+                        "p_value": cox["wald_p"],
+                        "n": cox["n"],
+                        "events": cox["events"],
                     }
                 )
         if rows:
-            self.out.forest = pd.DataFrame(rows)
+            table = pd.DataFrame(rows)
+            self.out.tables["hazard_ratios"] = table
+            self.out.forest = table[~table["label"].str.contains("robust SE|stratified")]
+        horizons = [
+            {"outcome": name, "arm": arm, **row}
+            for name, o in self.out.results.get("outcomes", {}).items()
+            for arm, summary in o.get("per_arm", {}).items()
+            for row in summary.get("at_horizons", [])
+        ]
+        if horizons:
+            self.out.tables["km_at_horizons"] = pd.DataFrame(horizons)
 
 
 class _Empty(CohortEtlError):
