@@ -377,6 +377,8 @@ def generate(
             ("generated_by", "cohort_etl.synthetic.generator"),
             ("vocabulary_version", v.VOCABULARY_VERSION),
         ]
+        if subset.hsct is not None:
+            rows += subset.hsct.as_rows()
         rows += [(f"error.{k}", str(n)) for k, n in sorted(errors.items())]
         rows += [(f"rows.{k}", str(n)) for k, n in sorted(counts.items())]
         rows.append(("rows.clinical_events", str(sum(counts.get(t, 0) for t in EVENT_TABLES))))

@@ -3,7 +3,9 @@ an EHR records it, plus one ground-truth row per patient.
 
 Patients are simulated one by one (the subset is small and independent of ``persons``)
 from the stream ``default_rng([seed, 2])``. Time-to-event draws come from explicit
-piecewise-constant hazard models whose effects are parameters (see :class:`SynthParams`):
+piecewise-constant hazard models whose effects are parameters (see :class:`SynthParams`),
+implemented once in :mod:`cohort_etl.synthetic.hazards` (shared with the counterfactual
+truth of :mod:`cohort_etl.synthetic.truth_hsct`):
 
 * relapse after CAR-T (responders): ``relapse_rate`` per year, times ``hsct_hr_relapse``
   from the allogeneic HSCT date on, times 0.3 after two years;
@@ -31,9 +33,11 @@ import pyarrow as pa
 
 from cohort_etl.cdm.ddl import physical_type
 from cohort_etl.cdm.spec import TABLES
+from cohort_etl.synthetic import hazards as hz
 from cohort_etl.synthetic import vocabulary as v
 from cohort_etl.synthetic.arrowutil import dates
 from cohort_etl.synthetic.params import SynthParams, day
+from cohort_etl.synthetic.truth_hsct import HsctTruth, covariates_of, hsct_truth
 
 _CODES = {c.concept_id: c.concept_code for c in v.concepts()}
 _NAME = {c.concept_id: c.concept_name for c in v.concepts()}
@@ -375,6 +379,11 @@ def draw_time(target: float, segments: list[tuple[float, float]]) -> float:
     return math.inf
 
 
+def _one(x: np.ndarray[Any, Any]) -> float:
+    """The single value of a length-one array as a Python float."""
+    return float(x.reshape(-1)[0])
+
+
 # ------------------------------------------------------------------------------------
 # Regimens
 # ------------------------------------------------------------------------------------
@@ -437,6 +446,8 @@ class Simulator:
         self.cutoff = day(params.cutoff_date)
         self.first_cart = day(params.first_cart_date)
         self.errors = {"before_op": 0, "after_death": 0, "duplicates": 0}
+        #: (age, burden, Ph+) of every core CAR-T patient, for the counterfactual truth
+        self.core_covariates: list[tuple[float, int, bool]] = []
         self._buf: list[float] = []
         self._pos = 0
 
@@ -879,6 +890,8 @@ class Simulator:
     ) -> None:
         """Response, HSCT decision, relapse, salvage and death after the CAR-T infusion."""
         p = self.p
+        if t.category == "core":
+            self.core_covariates.append((age, burden, ph))
         cr = self.bern(p.p_cr_after_cart)
         mrd_neg = cr and self.bern(p.p_mrd_negative_given_cr)
         t.car_t_response = "CR" if cr else "NR"
@@ -908,21 +921,20 @@ class Simulator:
                         )
                     )
         allo_effect = hsct_kind == "allogeneic"
-        # relapse
+        # relapse, then death before relapse (shared hazard model: hazards.py)
         if cr:
-            r0 = p.relapse_rate / 365.25 * math.exp(0.2 * (burden - 1))
-            hr = p.hsct_hr_relapse if allo_effect else 1.0
-            points = sorted({28.0, 730.0} | ({H} if math.isfinite(H) else set()))
-            segs = [(s, r0 * (0.3 if s >= 730 else 1.0) * (hr if s >= H else 1.0)) for s in points]
-            R = draw_time(self.expo(), segs)
+            R = _one(
+                hz.relapse_time_responder(
+                    p, [self.expo()], burden, H, p.hsct_hr_relapse if allo_effect else 1.0
+                )
+            )
         else:
-            R = float(self.ui(28, 45))
-        # death before relapse
-        lp = p.death_coef_age10 * (age - 30) / 10 + p.death_coef_burden * (burden - 1)
-        d0 = (p.death_rate if cr else p.nr_death_rate) / 365.25 * math.exp(lp)
-        hr_os = p.hsct_hr_os if allo_effect else 1.0
-        dsegs = [(0.0, d0)] + ([(H, d0 * hr_os)] if math.isfinite(H) else [])
-        D_pre = draw_time(self.expo(), dsegs)
+            R = float(self.ui(*hz.NR_RELAPSE_DAYS))
+        D_pre = _one(
+            hz.death_time_before_relapse(
+                p, [self.expo()], age, burden, cr, H, p.hsct_hr_os if allo_effect else 1.0
+            )
+        )
         if min(R, D_pre) < H:
             H = math.inf
         salvage_modality = None
@@ -931,43 +943,24 @@ class Simulator:
         R2 = math.inf
         if D_pre > R:
             # salvage after relapse / progression
-            site = self.pick(("marrow", "cns", "emd", "unknown"), [0.72, 0.12, 0.09, 0.07])
-            cd19 = self.pick(("positive", "negative", "unknown"), [0.69, 0.22, 0.09])
+            site = self.pick(hz.RELAPSE_SITES, hz.RELAPSE_SITE_PROBS)
+            cd19 = self.pick(hz.CD19_STATUSES, hz.CD19_STATUS_PROBS)
             if t.lineage != "B":
                 cd19 = "unknown"
             if t.lineage not in ("B", "T"):
                 site = "unknown"  # site codes below are ALL-specific
             t.relapse_site, t.cd19_status = site, cd19
             gets = self.bern(p.salvage.p_salvage)
-            hr_post = 1.5
+            mod_i = 0
             if gets:
                 S = R + self.ui(5, 25)
-                s = p.salvage
-                options = ["reinfusion", "mab", "chemo_tki", "chemo"]
-                probs = [s.p_reinfusion, s.p_mab, s.p_chemo_tki, s.p_chemo]
-                if cd19 == "negative" or t.lineage != "B":
-                    probs[0] = 0.0
-                if not ph:
-                    probs[2] = 0.0
-                if t.lineage != "B":
-                    probs[1] = 0.0
-                tot = sum(probs)
-                salvage_modality = self.pick(options, [q / tot for q in probs])
-                pcr = {
-                    "reinfusion": s.cr_reinfusion,
-                    "mab": s.cr_mab,
-                    "chemo_tki": s.cr_chemo_tki,
-                    "chemo": s.cr_chemo,
-                }[salvage_modality]
-                if site == "cns":
-                    pcr *= s.cr_factor_cns
-                elif site == "emd":
-                    pcr *= s.cr_factor_emd
-                cr_s = self.bern(min(pcr, 0.97))
-                hr_post = (p.chemo_alone_hr_os if salvage_modality == "chemo" else 1.0) * (
-                    p.salvage_cr_hr_os if cr_s else 1.0
-                )
-            D = R + draw_time(self.expo(), [(0.0, p.post_relapse_death_rate / 365.25 * hr_post)])
+                probs = hz.salvage_probabilities(p, cd19 == "negative", ph, t.lineage == "B")
+                salvage_modality = self.pick(hz.SALVAGE_MODALITIES, probs[0].tolist())
+                mod_i = hz.SALVAGE_MODALITIES.index(salvage_modality)
+                pcr = hz.salvage_cr_probability(p, mod_i, hz.RELAPSE_SITES.index(site))
+                cr_s = self.bern(float(pcr))
+            hr_post = hz.post_relapse_hr(p, gets, mod_i, bool(cr_s))
+            D = R + _one(hz.death_time_after_relapse(p, [self.expo()], hr_post))
             if S >= D:
                 S, salvage_modality, cr_s = math.inf, None, None
             if cr_s:
@@ -1262,10 +1255,17 @@ class SubsetResult:
     tables: dict[str, pa.Table]
     truth: pa.Table
     errors: dict[str, int] = field(default_factory=dict)
+    #: counterfactual truth of the study-A HSCT comparison (see truth_hsct.py)
+    hsct: HsctTruth | None = None
 
 
 def simulate_subset(params: SynthParams, first_person_id: int) -> SubsetResult:
     """Simulate the whole ALL / CAR-T subset; person ids start at ``first_person_id``."""
     sim = Simulator(params, first_person_id)
     sim.simulate()
-    return SubsetResult(sim.rec.to_arrow(), sim.truth_table(), dict(sim.errors))
+    cov = sim.core_covariates
+    hsct = hsct_truth(
+        params,
+        covariates_of([c[0] for c in cov], [c[1] for c in cov], [c[2] for c in cov]),
+    )
+    return SubsetResult(sim.rec.to_arrow(), sim.truth_table(), dict(sim.errors), hsct)
