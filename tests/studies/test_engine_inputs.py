@@ -155,3 +155,33 @@ def test_run_command_reports_spec_errors_without_traceback(
     with pytest.raises(SystemExit) as exit_info:
         run_cli(["run", "--study", "no_such_study", "--skip-build", "--no-demo"])
     assert exit_info.value.code == SpecError.exit_code
+
+
+def test_adjusted_sensitivity_analyses_fit_exposure_plus_covariates() -> None:
+    """Landmark and time-varying Cox with baseline adjustment: the exposure term is first
+    and the model has one more coefficient per adjustment column; keys say 'adjusted'."""
+    s = spec(
+        sensitivity=[
+            {"kind": "landmark", "outcome": "os", "landmark_day": 90, "exposure_date": "hsct_date"},
+            {
+                "kind": "landmark",
+                "outcome": "os",
+                "landmark_day": 90,
+                "exposure_date": "hsct_date",
+                "adjust_for": ["age_at_index", "female"],
+            },
+            {
+                "kind": "time_varying",
+                "outcome": "os",
+                "exposure_date": "hsct_date",
+                "adjust_for": ["age_at_index"],
+            },
+        ]
+    )
+    sens = StudyEngine(s).run(cohort(n=400)).results["sensitivity"]
+    plain, adjusted = sens["landmark_os_day90"], sens["landmark_os_day90_adjusted"]
+    assert adjusted["adjusted_for"] == ["age_at_index", "female"]
+    assert plain["cox"]["estimable"] and adjusted["cox"]["estimable"]
+    assert plain["cox"]["hr"] != adjusted["cox"]["hr"]
+    assert plain["n"] == adjusted["n"]
+    assert sens["time_varying_os_adjusted"]["cox"]["estimable"]

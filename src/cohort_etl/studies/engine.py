@@ -554,7 +554,11 @@ class StudyEngine:
     # -- sensitivity analyses -----------------------------------------------------------
     def _sensitivity(self, s: Any, data: pd.DataFrame, matched: pd.DataFrame) -> None:
         o = self.spec.outcome(s.outcome)
-        key = f"{s.kind}_{s.outcome}" + (f"_day{s.landmark_day}" if s.landmark_day else "")
+        key = (
+            f"{s.kind}_{s.outcome}"
+            + (f"_day{s.landmark_day}" if s.landmark_day else "")
+            + ("_adjusted" if s.adjust_for else "")
+        )
         if not isinstance(o, TimeToEvent):
             raise SpecError(f"sensitivity {s.kind}: outcome {o.name!r} is not time-to-event")
         if s.kind in ("landmark", "time_varying", "naive_ever_treated") and not s.exposure_date:
@@ -563,14 +567,17 @@ class StudyEngine:
         ok = np.isfinite(t) & (t >= 0)
         frame = data.loc[ok].assign(_time=t[ok], _event=e[ok])
         res: dict[str, Any] = {"kind": s.kind, "outcome": s.outcome}
+        if s.adjust_for:
+            res["adjusted_for"] = list(s.adjust_for)
         if s.kind == "unmatched":
-            res["cox"] = self._cox_arm(frame)
+            fit = CoxPH().fit(frame["_time"], frame["_event"], self._design(frame, TREAT, s))
+            res["cox"] = _hr(fit)
         else:
             start = _dates(frame, o.start)
             exp_days = (_dates(frame, s.exposure_date) - start).dt.days.to_numpy(dtype=float)
             frame = frame.assign(_exposure=exp_days, _ever=np.isfinite(exp_days).astype(int))
             if s.kind == "naive_ever_treated":
-                fit = CoxPH().fit(frame["_time"], frame["_event"], frame[["_ever"]])
+                fit = CoxPH().fit(frame["_time"], frame["_event"], self._design(frame, "_ever", s))
                 res["cox"] = _hr(fit)
             elif s.kind == "landmark":
                 assert s.landmark_day
@@ -585,23 +592,43 @@ class StudyEngine:
                 res.update({"landmark_day": s.landmark_day, "n": len(lm), "n_exposed": n1})
                 if n1 == 0 or n1 == len(lm):
                     raise _Empty(f"landmark day {s.landmark_day}: one group is empty")
-                fit = CoxPH().fit(lm["_time"], lm["_event"], lm[["exposed"]])
+                fit = CoxPH().fit(lm["_time"], lm["_event"], self._design(lm, "exposed", s))
                 res["cox"] = _hr(fit)
                 lr = logrank_test(lm["_time"], lm["_event"], lm["exposed"])
                 res["logrank_p"] = lr.p_value
             elif s.kind == "time_varying":
-                frame = frame.assign(_time=np.maximum(frame["_time"], 0.5))
+                frame = frame.assign(_time=np.maximum(frame["_time"], 0.5)).reset_index(drop=True)
+                adjust = self._design(frame, "_time", s).drop(columns="_time")
+                adjust.columns = [f"_adj_{c}" for c in adjust.columns]
+                frame = pd.concat([frame, adjust], axis=1)
                 split = split_at_exposure(
                     frame,
                     id_col="person_id",
                     time_col="_time",
                     event_col="_event",
                     exposure_time_col="_exposure",
+                    keep=list(adjust.columns),
                 )
-                fit = time_varying_cox(split, id_col="person_id", event_col="_event")
+                fit = time_varying_cox(
+                    split,
+                    id_col="person_id",
+                    event_col="_event",
+                    covariates=("exposed", *adjust.columns),
+                )
                 res["cox"] = _hr(fit)
                 res["n_rows"] = len(split)
         self.out.results["sensitivity"][key] = res
+
+    @staticmethod
+    def _design(frame: pd.DataFrame, exposure: str, s: Any) -> pd.DataFrame:
+        """The exposure first, then the adjustment covariates (categorical expanded)."""
+        from cohort_etl.matching.design import build_design
+
+        x = frame[[exposure]].astype(float).reset_index(drop=True)
+        if not s.adjust_for:
+            return x
+        design = build_design(frame, list(s.adjust_for))
+        return pd.concat([x, pd.DataFrame(design.matrix, columns=design.columns)], axis=1)
 
     def _forest(self) -> None:
         """Hazard ratios of every arm comparison (forest plot + hazard_ratios.csv) and the

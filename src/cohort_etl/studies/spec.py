@@ -88,6 +88,8 @@ class Sensitivity(_Strict):
     outcome: str
     landmark_day: int | None = Field(None, gt=0)
     exposure_date: str | None = None
+    #: baseline covariates to adjust the Cox model for (categorical ones expanded)
+    adjust_for: list[str] = Field(default_factory=list)
 
 
 class CoxModel(_Strict):
