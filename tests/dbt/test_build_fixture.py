@@ -20,7 +20,7 @@ from cohort_etl.concept_sets.registry import default_folder
 from cohort_etl.concept_sets.resolve import qualified_schema
 from cohort_etl.config import NamedProfile
 from cohort_etl.db import connected
-from cohort_etl.dbt_runner import BuildResult, DbtBuild
+from cohort_etl.dbt_runner import BuildResult, DbtBuild, dbt_project_dir
 from cohort_etl.synthetic import vocabulary as v
 
 pytestmark = pytest.mark.slow
@@ -227,6 +227,23 @@ def test_hsct_placed_in_the_line_it_consolidates(fixture_build: tuple) -> None:
     assert drugs[drugs.event_id == int(conditioning.iloc[0])]["episode_id"].tolist() == [1003]
     episodes = _table(profile, "episode").set_index("episode_id")
     assert str(episodes.loc[1003, "episode_end_date"])[:10] == "2019-09-01"
+
+
+def test_index_cohort_as_one_statement_equals_the_build(fixture_build: tuple) -> None:
+    """bench_dbt times the index-cohort models inlined into one SQL statement; that
+    statement must give exactly the built index (persons 1, 3, 4; T-ALL is excluded only
+    later, by cohort 1's rules)."""
+    from bench.bench_dbt import index_cohort_sql
+
+    profile, _, _ = fixture_build
+    sql = index_cohort_sql(dbt_project_dir() / "target" / profile.name)
+    with connected(profile) as db:
+        inline = db.query_df(sql).sort_values("subject_id")
+    course = _table(profile, "int__cart_course").sort_values("person_id")
+    assert inline["subject_id"].tolist() == course["person_id"].tolist() == [1, 3, 4]
+    assert [str(x)[:10] for x in inline["cohort_start_date"]] == [
+        str(x)[:10] for x in course["cart_date"]
+    ]
 
 
 def _profiles_file(tmp_path: Path, profile: NamedProfile) -> Path:
