@@ -1,8 +1,12 @@
 -- Every transplant placed in a line: each of its procedure records is an episode_event of
 -- that line's Treatment Regimen episode (field procedure_occurrence_id), and the episode
--- does not end before the transplant. Rows returned are failures.
+-- does not end before the transplant. Rows returned are failures; set operations and one
+-- aggregate, no joins to plan.
 with placed as (
-    select records.event_id, placements.person_id, placements.line_number, placements.hsct_date
+    select
+        records.event_id,
+        placements.person_id * 1000 + placements.line_number as line_episode_id,
+        placements.hsct_date
     from {{ ref('int__hsct_records') }} as records
     inner join {{ ref('int__hsct_placement') }} as placements
         on placements.person_id = records.person_id
@@ -11,20 +15,43 @@ with placed as (
     where placements.line_number is not null
 ),
 
+links as (
+    select episode_id, event_id
+    from {{ ref('episode_event') }}
+    where episode_event_field_concept_id = {{ var('concept_field_procedure_occurrence_id') }}
+),
+
 line_episodes as (
-    select episode_id, person_id, episode_number, episode_end_date
+    select episode_id, episode_end_date
     from {{ ref('episode') }}
     where episode_concept_id = {{ var('concept_episode_treatment_regimen') }}
+),
+
+missing_links as (
+    select line_episode_id as episode_id, event_id from placed
+    except
+    select episode_id, event_id from links
+),
+
+dates as (
+    select line_episode_id as episode_id, hsct_date as day, 1 as is_hsct from placed
+    union all
+    select episode_id, episode_end_date, 0 from line_episodes
+),
+
+bad_episodes as (
+    select episode_id
+    from dates
+    group by episode_id
+    having max(is_hsct) = 1
+       and (
+           min(is_hsct) = 1
+           or max(case when is_hsct = 1 then day end) > max(case when is_hsct = 0 then day end)
+       )
 )
 
-select placed.*
-from placed
-left join line_episodes
-    on line_episodes.person_id = placed.person_id
-   and line_episodes.episode_number = placed.line_number
-left join {{ ref('episode_event') }} as links
-    on links.episode_id = line_episodes.episode_id
-   and links.event_id = placed.event_id
-   and links.episode_event_field_concept_id = {{ var('concept_field_procedure_occurrence_id') }}
-where links.episode_id is null
-   or line_episodes.episode_end_date < placed.hsct_date
+select episode_id, event_id, 'procedure record not linked to its line' as failure
+from missing_links
+union all
+select episode_id, cast(null as {{ dbt.type_bigint() }}), 'line episode missing or ends before the HSCT'
+from bad_episodes
