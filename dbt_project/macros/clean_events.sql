@@ -51,12 +51,21 @@ coded as (
     where concept_id <> 0 or source_concept_id <> 0
 ),
 
+{#- the periods of the persons with a relevant event only: the lookup then hashes a few
+    thousand periods, not every person's (DuckDB, 1M persons: 0.55 s over the five
+    event tables without this restriction) -#}
+relevant_periods as (
+    select observation_period.*
+    from {{ ref('stg_cdm__observation_period') }} as observation_period
+    where observation_period.person_id in (select person_id from coded)
+),
+
 in_observation as (
     select coded.*
     from coded
     where exists (
         select 1
-        from {{ ref('stg_cdm__observation_period') }} as observation_period
+        from relevant_periods as observation_period
         where observation_period.person_id = coded.person_id
           and coded.start_date >= observation_period.observation_period_start_date
           and coded.start_date <= observation_period.observation_period_end_date
