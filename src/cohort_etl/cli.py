@@ -9,7 +9,6 @@ line ``error: ...`` on stderr with the error's exit code, never a traceback.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import logging
 import sys
 from typing import Any
@@ -27,21 +26,15 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "build": ("build", "build", "Run the dbt models: CDM -> cohorts -> analysis marts."),
     "analyze": ("analyze", "analyze", "Run an analysis spec on any analysis dataset."),
     "run": ("run", "run", "End to end: build, analyse each study, write reports."),
-    "network": ("network", "network", "Export an aggregate-only site package; pool packages."),
 }
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in COMMANDS if self._spec_available(name))
-
-    @staticmethod
-    def _spec_available(name: str) -> bool:
-        module = COMMANDS[name][0]
-        return importlib.util.find_spec(f"cohort_etl.commands.{module}") is not None
+        return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in COMMANDS or not self._spec_available(cmd_name):
+        if cmd_name not in COMMANDS:
             return None
         module, attr, _ = COMMANDS[cmd_name]
         command = getattr(importlib.import_module(f"cohort_etl.commands.{module}"), attr)
