@@ -12,7 +12,6 @@ reason, in ``results["not_estimable"]`` and next to the estimate.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,13 @@ from cohort_etl.analysis_spec import (
     TimeToEventOutcome,
 )
 from cohort_etl.errors import CohortEtlError, InputDataError, NotEstimable
-from cohort_etl.outcomes.summary import cox_dict, logrank_dict, proportions_dict, stat_test_dict
+from cohort_etl.outcomes.summary import (
+    cox_dict,
+    json_safe,
+    logrank_dict,
+    proportions_dict,
+    stat_test_dict,
+)
 
 SCHEMA_VERSION = 1
 TREAT = "_treated"
@@ -110,21 +115,6 @@ def select_arms(spec: AnalysisSpec, data: pd.DataFrame) -> tuple[pd.DataFrame, i
 
 
 # ----------------------------------------------------------------------- results
-def _clean(value: Any) -> Any:
-    """JSON-safe: numpy scalars to Python, NaN / inf to None, tuples to lists."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_clean(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 @dataclass
 class MatchedArms:
     """What :func:`match_arms` found: the matched rows (None when matching was not
@@ -436,4 +426,4 @@ def run_analysis(
     out_matched = None
     if matched is not None:
         out_matched = matched.drop(columns=[TREAT])
-    return _clean(results), out_matched, balance
+    return json_safe(results), out_matched, balance

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from cohort_etl.cdm.ddl import GENERATED_TABLES, create_table_sql, physical_type
+from cohort_etl.cdm.ddl import GENERATED_TABLES, arrow_type, create_table_sql, physical_type
 from cohort_etl.cdm.spec import TABLES, Field
 from cohort_etl.config import NamedProfile
 from cohort_etl.db import Database, connect, quote_ident
@@ -93,17 +93,6 @@ def _header(path: Path, delimiter: str) -> list[str]:
     return list(reader.schema.names)
 
 
-def _arrow_type(fld: Field) -> pa.DataType:
-    phys = physical_type(fld, "duckdb")
-    return {
-        "BIGINT": pa.int64(),
-        "INTEGER": pa.int32(),
-        "DOUBLE": pa.float64(),
-        "DATE": pa.date32(),
-        "TIMESTAMP": pa.timestamp("us"),
-    }.get(phys, pa.string())
-
-
 def _batches(path: Path, delimiter: str, names: list[str]) -> Iterator[pa.RecordBatch]:
     reader = pacsv.open_csv(
         path,
@@ -136,7 +125,7 @@ _DATE_COMPACT = r"^\d{8}$"
 
 def _convert(values: pa.Array, fld: Field, path: Path, first_line: int) -> pa.Array:
     """Parse one string column to its CDM type; raise naming file, column and line."""
-    target = _arrow_type(fld)
+    target = arrow_type(fld)
     empty = pc.equal(pc.utf8_trim_whitespace(values), "")
     where_null = pc.fill_null(empty, True)
 

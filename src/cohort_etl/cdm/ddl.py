@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+import pyarrow as pa
+
 from cohort_etl.cdm.spec import TABLES, Field
 
 #: Tables the synthetic generator writes and the loader accepts (clinical + vocabulary).
@@ -57,6 +59,20 @@ def physical_type(field: Field, dialect: str) -> str:
         size = match.group(1)
         return "TEXT" if size == "max" else f"VARCHAR({size})"
     raise ValueError(f"spec type {field.datatype!r} of {field.name} is not mapped")
+
+
+_ARROW = {
+    "BIGINT": pa.int64(),
+    "INTEGER": pa.int32(),
+    "DOUBLE": pa.float64(),
+    "DATE": pa.date32(),
+    "TIMESTAMP": pa.timestamp("us"),
+}
+
+
+def arrow_type(field: Field) -> pa.DataType:
+    """Arrow type of one CDM field (from its DuckDB physical type; text otherwise)."""
+    return _ARROW.get(physical_type(field, "duckdb"), pa.string())
 
 
 def columns(table: str) -> tuple[Field, ...]:

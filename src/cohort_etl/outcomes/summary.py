@@ -6,7 +6,10 @@ runner describe a Cox fit, a log-rank test or a two-arm proportion comparison th
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+import numpy as np
 
 from cohort_etl.outcomes.binary import ProportionComparison, TestResult
 from cohort_etl.outcomes.cox import CoxResult
@@ -64,3 +67,23 @@ def proportions_dict(cmp: ProportionComparison) -> dict[str, Any]:
         "odds_ratio": vars(cmp.odds_ratio),
         "z_test": {"z": cmp.z_statistic, "p_value": cmp.p_value, "method": cmp.p_method},
     }
+
+
+def json_safe(value: Any, digits: int | None = None) -> Any:
+    """Plain JSON values: numpy scalars and arrays to Python, tuples to lists, NaN and
+    infinity to None; floats rounded to ``digits`` significant digits when given (so reruns
+    and different database engines give the same bytes)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v, digits) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v, digits) for v in value]
+    if isinstance(value, np.ndarray):
+        return [json_safe(v, digits) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        if digits is not None:
+            return float(f"{value:.{digits}g}")
+    return value

@@ -32,7 +32,13 @@ from cohort_etl.outcomes.competing import AalenJohansen
 from cohort_etl.outcomes.cox import CoxPH
 from cohort_etl.outcomes.km import KaplanMeier, median_follow_up
 from cohort_etl.outcomes.logrank import logrank_test
-from cohort_etl.outcomes.summary import cox_dict, logrank_dict, proportions_dict, stat_test_dict
+from cohort_etl.outcomes.summary import (
+    cox_dict,
+    json_safe,
+    logrank_dict,
+    proportions_dict,
+    stat_test_dict,
+)
 from cohort_etl.outcomes.timevarying import landmark, split_at_exposure, time_varying_cox
 from cohort_etl.studies.spec import Binary, StudySpec, TimeToEvent
 
@@ -40,24 +46,6 @@ log = logging.getLogger(__name__)
 
 TREAT = "_treated"
 SIG = 10  # significant digits kept in results.json (byte-identical reruns across engines)
-
-
-def rnd(value: Any) -> Any:
-    """Round floats to SIG significant digits; NaN/inf -> None; recurse into containers."""
-    if isinstance(value, dict):
-        return {str(k): rnd(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [rnd(v) for v in value]
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_ | bool):
-        return bool(value)
-    if isinstance(value, float | np.floating):
-        v = float(value)
-        if not math.isfinite(v):
-            return None
-        return float(f"{v:.{SIG}g}")
-    return value
 
 
 @dataclass
@@ -241,26 +229,22 @@ class StudyEngine:
                     self._binary(o, analysis)
             except CohortEtlError as exc:
                 self._not_estimable(f"outcome:{o.name}", str(exc))
-        self.out.results["comparisons"] = {}
-        for c in spec.comparisons:
-            try:
-                self._comparison(c, data)
-            except CohortEtlError as exc:
-                self._not_estimable(f"comparison:{c.name}", str(exc))
-        self.out.results["cox_models"] = {}
-        for m in spec.cox_models:
-            try:
-                self._cox_model(m, data)
-            except CohortEtlError as exc:
-                self._not_estimable(f"cox:{m.name}", str(exc))
-        self.out.results["sensitivity"] = {}
-        for s in spec.sensitivity:
-            try:
-                self._sensitivity(s, data, analysis)
-            except CohortEtlError as exc:
-                self._not_estimable(f"sensitivity:{s.kind}:{s.outcome}", str(exc))
+        # each section is computed item by item; one that cannot be computed is recorded
+        # with its reason and the others go on
+        sections: list[tuple[str, list[Any], Any]] = [
+            ("comparisons", spec.comparisons, lambda c: self._comparison(c, data)),
+            ("cox_models", spec.cox_models, lambda m: self._cox_model(m, data)),
+            ("sensitivity", spec.sensitivity, lambda s: self._sensitivity(s, data, analysis)),
+        ]
+        for key, items, compute in sections:
+            self.out.results[key] = {}
+            for item in items:
+                try:
+                    compute(item)
+                except CohortEtlError as exc:
+                    self._not_estimable(_section_name(key, item), str(exc))
         self._forest()
-        self.out.results = rnd(self.out.results)
+        self.out.results = json_safe(self.out.results, SIG)
         return self.out
 
     # -- arms and matching --------------------------------------------------------------
@@ -679,6 +663,13 @@ class StudyEngine:
         ]
         if horizons:
             self.out.tables["km_at_horizons"] = pd.DataFrame(horizons)
+
+
+def _section_name(key: str, item: Any) -> str:
+    """Section label of a not-estimable entry, e.g. ``comparison:cr_by_site``."""
+    if key == "sensitivity":
+        return f"sensitivity:{item.kind}:{item.outcome}"
+    return f"{'comparison' if key == 'comparisons' else 'cox'}:{item.name}"
 
 
 class _Empty(CohortEtlError):

@@ -28,7 +28,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from cohort_etl.cdm.ddl import CLINICAL_TABLES, create_table_sql, physical_type
+from cohort_etl.cdm.ddl import CLINICAL_TABLES, arrow_type, create_table_sql, physical_type
 from cohort_etl.cdm.spec import TABLES
 from cohort_etl.config import NamedProfile
 from cohort_etl.db import Database, connect, quote_ident
@@ -76,21 +76,9 @@ class GenerateResult:
         return sum(self.row_counts.get(t, 0) for t in EVENT_TABLES)
 
 
-def _arrow_type(table: str, column: str) -> pa.DataType:
-    fields = {f.name: f for f in TABLES[table]}
-    phys = physical_type(fields[column], "duckdb")
-    return {
-        "BIGINT": pa.int64(),
-        "INTEGER": pa.int32(),
-        "DOUBLE": pa.float64(),
-        "DATE": pa.date32(),
-        "TIMESTAMP": pa.timestamp("us"),
-    }.get(phys, pa.string())
-
-
 def full_schema(table: str) -> pa.Schema:
     """Arrow schema with every CDM column of ``table`` (spec order, plain types)."""
-    return pa.schema([pa.field(f.name, _arrow_type(table, f.name)) for f in TABLES[table]])
+    return pa.schema([pa.field(f.name, arrow_type(f)) for f in TABLES[table]])
 
 
 def conform(table: str, data: pa.Table) -> pa.Table:

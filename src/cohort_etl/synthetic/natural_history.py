@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from cohort_etl.cdm.ddl import physical_type
+from cohort_etl.cdm.ddl import arrow_type
 from cohort_etl.cdm.spec import TABLES
 from cohort_etl.synthetic import hazards as hz
 from cohort_etl.synthetic import vocabulary as v
@@ -328,7 +328,7 @@ class Recorder:
             cols = {}
             for name in names:
                 values = list(map(itemgetter(name), rows))
-                typ = _arrow_type(physical_type(fields[name], "duckdb"))
+                typ = arrow_type(fields[name])
                 if typ in (pa.int64(), pa.int32(), pa.date32()) and None not in values:
                     arr = np.array(values, dtype=np.int64)
                     cols[name] = (
@@ -340,20 +340,6 @@ class Recorder:
                     cols[name] = pa.array(values, typ)
             out[table] = pa.table(cols)
         return out
-
-
-def _arrow_type(physical: str) -> pa.DataType:
-    if physical == "BIGINT":
-        return pa.int64()
-    if physical == "INTEGER":
-        return pa.int32()
-    if physical == "DOUBLE":
-        return pa.float64()
-    if physical == "DATE":
-        return pa.date32()
-    if physical == "TIMESTAMP":
-        return pa.timestamp("us")
-    return pa.string()
 
 
 # ------------------------------------------------------------------------------------
