@@ -35,7 +35,6 @@ import pandas as pd
 
 from cohort_etl.concept_sets.compile import compile_seed
 from cohort_etl.concept_sets.registry import load_concept_sets
-from cohort_etl.concept_sets.resolve import qualified_schema
 from cohort_etl.config import DuckDBProfile, NamedProfile, PostgresProfile, project_root
 from cohort_etl.db import connected
 from cohort_etl.errors import BuildError, ConfigError, InputDataError
@@ -263,7 +262,7 @@ def check_cdm(profile: NamedProfile) -> None:
                 raise InputDataError(
                     f"CDM table {schema}.{table} lacks column(s) {', '.join(missing)}"
                 )
-        n_concepts = db.scalar(f"select count(*) from {qualified_schema(db, schema)}.concept")
+        n_concepts = db.scalar(f"select count(*) from {db.schema_ref(schema)}.concept")
         if not n_concepts:
             raise InputDataError(
                 f"CDM vocabulary table {schema}.concept is empty: concept sets cannot resolve"
@@ -404,7 +403,7 @@ class DbtBuild:
         out: list[str] = []
         with connected(self.profile) as db:
             tables = db.tables(schema)
-            schema = qualified_schema(db, schema)
+            schema = db.schema_ref(schema)
             if "concept_set_absent_items" in tables:
                 absent = db.query_df(
                     f"select concept_set_name, concept_id, vocabulary_id, concept_code "

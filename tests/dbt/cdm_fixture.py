@@ -14,7 +14,6 @@ from typing import Any
 import pyarrow as pa
 
 from cohort_etl.cdm.ddl import GENERATED_TABLES, columns, create_table_sql
-from cohort_etl.concept_sets.resolve import qualified_schema
 from cohort_etl.db import Database, DuckDBDatabase
 from cohort_etl.synthetic import vocabulary as v
 
@@ -154,7 +153,7 @@ class CdmBuilder:
     ) -> None:
         """Create the CDM schema, every table (minus ``skip_tables``), vocabulary and rows."""
         db.create_schema(schema, replace=True)
-        prefix = qualified_schema(db, schema)
+        prefix = db.schema_ref(schema)
         vocab = v.vocabulary_tables() if vocabulary else {}
         for table in GENERATED_TABLES:
             if table in skip_tables:

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from tests.conftest import duckdb_profile_at
 
-from cohort_etl.concept_sets.resolve import qualified_schema
 from cohort_etl.config import NamedProfile
 from cohort_etl.db import Database, connected
 from cohort_etl.dbt_runner import BuildResult, DbtBuild
@@ -22,7 +21,7 @@ from cohort_etl.dbt_runner import BuildResult, DbtBuild
 def cdm_checksums(db: Database, schema: str) -> dict[str, tuple[int, str]]:
     """(row count, order-independent content hash) of every table in ``schema``."""
     out = {}
-    prefix = qualified_schema(db, schema)
+    prefix = db.schema_ref(schema)
     for table in db.tables(schema):
         if db.dialect == "duckdb":
             sql = f"select count(*), cast(coalesce(sum(hash(t)), 0) as varchar) from {prefix}.{table} t"

@@ -8,7 +8,6 @@ import pytest
 from tests.dbt.cdm_fixture import CdmBuilder
 
 from cohort_etl.cli import run_cli
-from cohort_etl.concept_sets.resolve import qualified_schema
 from cohort_etl.config import NamedProfile
 from cohort_etl.db import connected
 from cohort_etl.dbt_runner import DbtBuild, check_cdm, dbt_env
@@ -30,7 +29,7 @@ def test_missing_column(duckdb_profile: NamedProfile) -> None:
     _cdm(duckdb_profile)
     with connected(duckdb_profile) as db:
         db.execute(
-            f"alter table {qualified_schema(db, 'cdm')}.procedure_occurrence drop column procedure_end_date"
+            f"alter table {db.schema_ref('cdm')}.procedure_occurrence drop column procedure_end_date"
         )
     with pytest.raises(
         InputDataError,

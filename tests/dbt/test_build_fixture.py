@@ -17,7 +17,6 @@ from tests.dbt.conftest import cdm_checksums
 
 from cohort_etl.cli import run_cli
 from cohort_etl.concept_sets.registry import default_folder
-from cohort_etl.concept_sets.resolve import qualified_schema
 from cohort_etl.config import NamedProfile
 from cohort_etl.db import connected
 from cohort_etl.dbt_runner import BuildResult, DbtBuild, dbt_project_dir
@@ -82,7 +81,7 @@ def fixture_build(
 
 def _table(profile: NamedProfile, name: str) -> pd.DataFrame:
     with connected(profile) as db:
-        return db.query_df(f"select * from {qualified_schema(db, 'results')}.{name}")
+        return db.query_df(f"select * from {db.schema_ref('results')}.{name}")
 
 
 def test_build_runs_models_data_and_unit_tests(fixture_build: tuple) -> None:
@@ -208,7 +207,7 @@ def test_hsct_placed_in_the_line_it_consolidates(fixture_build: tuple) -> None:
         "monoclonal_antibody",
     ]
     with connected(profile) as db:
-        cdm = qualified_schema(db, "cdm")
+        cdm = db.schema_ref("cdm")
         hsct_ids = db.query_df(
             f"select person_id, procedure_occurrence_id from {cdm}.procedure_occurrence "
             f"where procedure_concept_id in ({v.ALLO_PBSCT}, {v.CPT_38240_ALLO}) "
@@ -280,7 +279,7 @@ def test_failing_data_test_is_a_build_error_naming_it(
     """Runs last in this module: it duplicates a person in the fixture CDM."""
     profile, _, _ = fixture_build
     with connected(profile) as db:
-        cdm = qualified_schema(db, "cdm")
+        cdm = db.schema_ref("cdm")
         db.execute(f"insert into {cdm}.person select * from {cdm}.person where person_id = 4")
     monkeypatch.setenv("COHORT_ETL_PROFILES", str(_profiles_file(tmp_path, profile)))
     with pytest.raises(SystemExit) as info:

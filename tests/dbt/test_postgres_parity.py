@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 from tests.dbt.conftest import BuiltCdm, cdm_checksums, generate_and_build
 
-from cohort_etl.concept_sets.resolve import qualified_schema
 from cohort_etl.config import NamedProfile
 from cohort_etl.db import connected
 
@@ -24,7 +23,7 @@ TABLES = {
 
 def _normalised(profile: NamedProfile, table: str, keys: list[str]) -> pd.DataFrame:
     with connected(profile) as db:
-        frame = db.query_df(f"select * from {qualified_schema(db, 'results')}.{table}")
+        frame = db.query_df(f"select * from {db.schema_ref('results')}.{table}")
     out = pd.DataFrame(index=frame.index)
     for column in frame.columns:
         values = frame[column]

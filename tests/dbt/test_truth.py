@@ -31,7 +31,6 @@ import pandas as pd
 import pytest
 from tests.dbt.conftest import BuiltCdm
 
-from cohort_etl.concept_sets.resolve import qualified_schema
 from cohort_etl.db import connected
 from cohort_etl.synthetic import vocabulary as v
 
@@ -51,7 +50,7 @@ def _frames(built: BuiltCdm) -> dict[str, pd.DataFrame]:
     truth = built.profile.settings.truth_schema
     cdm = built.profile.settings.cdm_schema
     with connected(built.profile) as db:
-        results, truth, cdm = (qualified_schema(db, x) for x in (results, truth, cdm))
+        results, truth, cdm = (db.schema_ref(x) for x in (results, truth, cdm))
         return {
             "truth": db.query_df(f"select * from {truth}.patients"),
             "a": db.query_df(f"select * from {results}.analysis_hsct_after_cart"),

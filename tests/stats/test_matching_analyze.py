@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from scipy.special import expit
 from tests.stats.r_oracle import run_r
 
+from cohort_etl.analysis import run_analysis
 from cohort_etl.analysis_spec import load_analysis_spec
 from cohort_etl.cli import main
-from cohort_etl.analysis import run_analysis
 from cohort_etl.errors import InputDataError, SpecError
 
 

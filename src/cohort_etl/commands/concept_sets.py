@@ -15,7 +15,6 @@ from cohort_etl.concept_sets.registry import (
     load_concept_sets,
 )
 from cohort_etl.concept_sets.resolve import diff as diff_sets
-from cohort_etl.concept_sets.resolve import qualified_schema
 from cohort_etl.concept_sets.resolve import resolve as resolve_sets
 from cohort_etl.concept_sets.validate import schema_issues, vocabulary_issues
 from cohort_etl.config import get_profile
@@ -41,7 +40,7 @@ def _check_vocabulary(db: object, schema: str) -> None:
     assert isinstance(db, Database)
     if not db.schema_exists(schema) or "concept" not in db.tables(schema):
         raise InputDataError(f"vocabulary table {schema}.concept is missing")
-    if not db.scalar(f"select count(*) from {qualified_schema(db, schema)}.concept"):
+    if not db.scalar(f"select count(*) from {db.schema_ref(schema)}.concept"):
         raise InputDataError(f"vocabulary table {schema}.concept is empty")
 
 

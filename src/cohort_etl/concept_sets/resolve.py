@@ -22,7 +22,7 @@ import pandas as pd
 
 from cohort_etl.concept_sets.compile import seed_rows
 from cohort_etl.concept_sets.registry import ConceptSet
-from cohort_etl.db import Database, quote_ident
+from cohort_etl.db import Database
 
 #: CDM event tables: (table, concept column, source concept column)
 EVENT_TABLES: tuple[tuple[str, str, str], ...] = (
@@ -32,16 +32,6 @@ EVENT_TABLES: tuple[tuple[str, str, str], ...] = (
     ("measurement", "measurement_concept_id", "measurement_source_concept_id"),
     ("observation", "observation_concept_id", "observation_source_concept_id"),
 )
-
-
-def qualified_schema(db: Database, schema: str) -> str:
-    """``schema`` qualified so it cannot be ambiguous: on DuckDB a file named like the schema
-    (``cdm.duckdb`` holding schema ``cdm``) makes ``cdm.table`` ambiguous, so the catalog is
-    spelled out."""
-    if db.dialect == "duckdb":
-        catalog = str(db.scalar("select current_database()"))
-        return f"{quote_ident(catalog)}.{quote_ident(schema)}"
-    return quote_ident(schema)
 
 
 def _literal(value: str | int | bool | None) -> str:
@@ -166,7 +156,7 @@ class Resolution:
 def resolve(db: Database, sets: Sequence[ConceptSet], schema: str) -> Resolution:
     """Resolve ``sets`` against the vocabulary in ``schema`` and count their CDM records."""
     present = set(db.tables(schema))
-    schema = qualified_schema(db, schema)
+    schema = db.schema_ref(schema)
     base = resolution_sql(sets, schema).strip().rstrip(";")
     events = _events_union(schema, sorted(present))
     counted = f"""

@@ -15,7 +15,6 @@ from cohort_etl.concept_sets.registry import (
     load_concept_sets,
     load_registry,
 )
-from cohort_etl.concept_sets.resolve import qualified_schema
 from cohort_etl.db import Database
 from cohort_etl.errors import SpecError
 
@@ -66,7 +65,7 @@ def schema_issues(folder: Path | None = None) -> list[Issue]:
 def vocabulary_issues(db: Database, sets: list[ConceptSet], schema: str) -> list[Issue]:
     """Items whose concept is absent from (or invalid in) the connected vocabulary."""
     issues: list[Issue] = []
-    table = f"{qualified_schema(db, schema)}.concept"
+    table = f"{db.schema_ref(schema)}.concept"
     ids = sorted({item.concept.CONCEPT_ID for s in sets for item in s.expression.items})
     known: dict[int, str | None] = {}
     if ids:
