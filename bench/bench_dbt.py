@@ -34,7 +34,9 @@ from pathlib import Path
 INDEX_COHORT_MODELS = (
     "concept_set_item_concepts",
     "concept_set_concepts",
-    "int__concept_set_events",
+    "int__condition_events",
+    "int__drug_events",
+    "int__procedure_events",
     "int__all_diagnoses",
     "int__cart_infusions",
 )

@@ -42,7 +42,7 @@
 {%- endmacro %}
 
 {#- Pre-hook of the models where PostgreSQL's plan was measured to go wrong
-    (int__concept_set_events, episode_event; see dbt_project.yml). PostgreSQL underestimates
+    (the int__<domain>_events models, episode_event; see dbt_project.yml). PostgreSQL underestimates
     the rows of the inlined staging CTEs (cleaning filters, dedupe window) and joins them to
     the concept sets / lines by nested loops without an index: at test size (seed 1, 2,000
     persons) the events model took 2.7 s instead of 0.7 s and episode_event 1.3 s instead of

@@ -18,8 +18,8 @@ exposures as (
     from {{ ref('int__antineoplastic_exposures') }}
     union all
     select person_id, event_id, start_date, cast(null as {{ dbt.type_string() }})
-    from {{ ref('int__concept_set_events') }}
-    where concept_set_name = 'cart_cd19_products' and domain = 'drug'
+    from {{ ref('int__drug_events') }}
+    where concept_set_name = 'cart_cd19_products'
 ),
 
 placements as (

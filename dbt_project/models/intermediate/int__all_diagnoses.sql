@@ -1,7 +1,6 @@
 -- One row per person with any ALL diagnosis: first diagnosis date and subtype flags.
 with events as (
-    select * from {{ ref('int__concept_set_events') }}
-    where domain = 'condition'
+    select * from {{ ref('int__condition_events') }}
 ),
 
 final as (

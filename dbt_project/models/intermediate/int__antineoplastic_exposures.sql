@@ -5,8 +5,7 @@
 -- var('conditioning_days') before an HSCT belongs to the transplant: both are marked
 -- absorbed and are neither a new line nor evidence of relapse.
 with events as (
-    select * from {{ ref('int__concept_set_events') }}
-    where domain = 'drug'
+    select * from {{ ref('int__drug_events') }}
 ),
 
 infusions as (

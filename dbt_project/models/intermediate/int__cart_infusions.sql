@@ -6,14 +6,22 @@ with records as (
     select
         person_id,
         start_date,
-        domain,
+        'drug' as domain,
         event_id,
-        case when concept_set_name = 'cart_cd19_products' then item_concept_id end
-            as product_concept_id,
+        item_concept_id as product_concept_id,
         {{ day_number('start_date') }} as start_day
-    from {{ ref('int__concept_set_events') }}
-    where (concept_set_name = 'cart_cd19_products' and domain = 'drug')
-       or (concept_set_name = 'cart_administration' and domain = 'procedure')
+    from {{ ref('int__drug_events') }}
+    where concept_set_name = 'cart_cd19_products'
+    union all
+    select
+        person_id,
+        start_date,
+        'procedure' as domain,
+        event_id,
+        cast(null as {{ dbt.type_bigint() }}) as product_concept_id,
+        {{ day_number('start_date') }} as start_day
+    from {{ ref('int__procedure_events') }}
+    where concept_set_name = 'cart_administration'
 ),
 
 ordered as (

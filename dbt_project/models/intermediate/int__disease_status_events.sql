@@ -2,9 +2,8 @@
 -- refractory codes (standard SNOMED concepts, or ICD-10-CM / ICD-9-CM source codes such as
 -- C91.01 / C91.02 matched through *_source_concept_id).
 with events as (
-    select * from {{ ref('int__concept_set_events') }}
-    where domain = 'condition'
-      and concept_set_name in ('all_in_remission', 'all_in_relapse', 'all_refractory')
+    select * from {{ ref('int__condition_events') }}
+    where concept_set_name in ('all_in_remission', 'all_in_relapse', 'all_refractory')
 ),
 
 final as (

@@ -10,9 +10,8 @@ with records as (
         case concept_set_name when 'hsct_allogeneic' then 'allogeneic' else 'autologous' end
             as hsct_type,
         {{ day_number('start_date') }} as start_day
-    from {{ ref('int__concept_set_events') }}
+    from {{ ref('int__procedure_events') }}
     where concept_set_name in ('hsct_allogeneic', 'hsct_autologous')
-      and domain = 'procedure'
 ),
 
 ordered as (
