@@ -6,7 +6,8 @@ of the models' execution times (dbt run_results.json) <= 20x the floor, where th
 a bare DuckDB scan of the event tables filtered by every resolved concept set (standard
 ids on *_concept_id, source ids on *_source_concept_id), timed in its fastest form: one
 `a in (...) or b in (...)` query per table, or two semi-join reads per table (the form
-the staging models use), whichever is faster, best of 3 in a warm connection.
+the staging models use), whichever is faster, best of 3 in a warm connection. The index
+cohort and Circe's SQL are timed best of 5.
 
 The index cohort (CDM -> "first CAR-T infusion on or after the first ALL diagnosis", the
 path to cohort 1) is timed three ways, each checked person by person against the build:
