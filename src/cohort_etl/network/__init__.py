@@ -1,0 +1,1 @@
+"""Federated network: aggregate-only site packages (export) and coordinator pooling."""
