@@ -24,7 +24,6 @@ Example (on a copy of the 1M-person CDM)::
 from __future__ import annotations
 
 import re
-import resource
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+
+from bench.memory import peak_rss_mb
 
 #: name suffix of the rewritten table while it is being filled
 _NEW_SUFFIX = "__scatter_new"
@@ -230,7 +231,7 @@ def scatter_persons(
         "mapping": np.column_stack([ids, new]),
         "stale": stale,
         "seconds": round(time.perf_counter() - t0, 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
 

@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import subprocess
 import sys
 import time
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MB.
+
+    Linux: ``VmHWM`` of /proc/self/status, which starts afresh with the process image.
+    Not ``getrusage(RUSAGE_SELF).ru_maxrss``: Linux keeps that across fork + exec, so a
+    child started by a large parent reports the parent's peak (seen here: a 10 MB child of
+    a 1.5 GB parent reported 1,510 MB; `make bench` children reported the 4.2 GB of the
+    parent's earlier DuckDB work).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+_PEAK_RSS_SOURCE = inspect.getsource(peak_rss_mb)
 
 
 def run_measured(code: str, env: dict[str, str] | None = None) -> dict[str, float]:
@@ -14,12 +39,13 @@ def run_measured(code: str, env: dict[str, str] | None = None) -> dict[str, floa
     The child prints a JSON dict on its last stdout line; it is merged into the result.
     """
     wrapper = (
-        "import json, resource, time\n"
+        "import json, time\n"
+        f"{_PEAK_RSS_SOURCE}\n"
         "t0 = time.perf_counter()\n"
         "__extra = {}\n"
         f"{code}\n"
         "print(json.dumps({'seconds': time.perf_counter() - t0, "
-        "'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **__extra}))\n"
+        "'peak_rss_mb': peak_rss_mb(), **__extra}))\n"
     )
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, env=env)
