@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "build": ("build", "build", "Run the dbt models: CDM -> cohorts -> analysis marts."),
     "analyze": ("analyze", "analyze", "Run an analysis spec on any analysis dataset."),
     "run": ("run", "run", "End to end: build, analyse each study, write reports."),
+    "export": ("network", "export", "Write a site's aggregate-only package of one study."),
+    "pool": ("network", "pool", "Pool site packages of one study (federated coordinator)."),
 }
 
 
