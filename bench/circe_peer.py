@@ -67,6 +67,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from cohort_etl.concept_sets.models import dump_expression
+from cohort_etl.concept_sets.registry import ConceptSet, load_concept_sets
+
 ROOT = Path(__file__).resolve().parents[1]
 CONCEPT_SETS_DIR = ROOT / "concept_sets"
 #: the temp table Circe's script writes its cohort rows into
@@ -98,18 +101,14 @@ def _circe() -> Any:
     return circe
 
 
+def _concept_set(name: str, directory: Path) -> ConceptSet:
+    """The registered concept set ``name`` (parsed and validated by the project's loader)."""
+    return load_concept_sets(directory, names=[name])[0]
+
+
 def concept_set_items(name: str, directory: Path = CONCEPT_SETS_DIR) -> list[dict]:
-    """The ``items`` of concept_sets/<name>.json (ATLAS concept-set expression items)."""
-    path = directory / f"{name}.json"
-    try:
-        items = json.loads(path.read_text())["items"]
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"concept set file not found: {path}") from exc
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: no top-level 'items' list (ATLAS concept-set JSON)") from exc
-    if not items:
-        raise ValueError(f"{path}: 'items' is empty")
-    return items
+    """The ``items`` of concept set ``name`` as its JSON file holds them (ATLAS shape)."""
+    return dump_expression(_concept_set(name, directory).expression)["items"]
 
 
 def code_items(
@@ -119,20 +118,13 @@ def code_items(
     public concept id), as ATLAS items: each code looked up by (vocabulary_id, concept_code)
     in ``vocabulary``.concept, as an ATLAS user would pick it from the site's vocabulary.
     Codes the vocabulary lacks are left out, as our resolver leaves them out."""
-    import csv
-
-    path = directory / "code_items.csv"
-    if not path.is_file():
-        return []
-    with path.open(newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["concept_set_name"] == name]
     items = []
-    for row in rows:
+    for item in _concept_set(name, directory).code_items:
         found = con.execute(
             f"select concept_id, concept_name, standard_concept, domain_id, vocabulary_id, "
             f"concept_class_id, concept_code from {vocabulary}.concept "
             f"where vocabulary_id = ? and concept_code = ?",
-            [row["vocabulary_id"], row["concept_code"]],
+            [item.vocabulary_id, item.concept_code],
         ).fetchall()
         for concept_id, concept_name, standard, domain, vocab, concept_class, code in found:
             items.append(
@@ -146,9 +138,9 @@ def code_items(
                         "VOCABULARY_ID": vocab,
                         "CONCEPT_CLASS_ID": concept_class,
                     },
-                    "isExcluded": row["is_excluded"].strip().lower() == "true",
-                    "includeDescendants": row["include_descendants"].strip().lower() == "true",
-                    "includeMapped": row["include_mapped"].strip().lower() == "true",
+                    "isExcluded": item.is_excluded,
+                    "includeDescendants": item.include_descendants,
+                    "includeMapped": item.include_mapped,
                 }
             )
     return items

@@ -33,18 +33,15 @@ import numpy as np
 import pyarrow as pa
 
 from bench.memory import peak_rss_mb
+from cohort_etl.db import quote_ident
 
 #: name suffix of the rewritten table while it is being filled
 _NEW_SUFFIX = "__scatter_new"
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _ref(catalog: str, schema: str, table: str) -> str:
     # catalog-qualified: the catalog is the file stem, which may equal a schema name
-    return f"{_q(catalog)}.{_q(schema)}.{_q(table)}"
+    return f"{quote_ident(catalog)}.{quote_ident(schema)}.{quote_ident(table)}"
 
 
 def _targets(con, cdm_schema: str, truth_schema: str) -> tuple[list[tuple[str, str]], list[str]]:
@@ -202,7 +199,7 @@ def scatter_persons(
                 )
                 con.execute(f"drop table {_ref(catalog, schema, table)}")
                 con.execute(
-                    f"alter table {_ref(catalog, schema, table + _NEW_SUFFIX)} rename to {_q(table)}"
+                    f"alter table {_ref(catalog, schema, table + _NEW_SUFFIX)} rename to {quote_ident(table)}"
                 )
                 after = _counts(con, catalog, schema, table)
                 key = f"{schema}.{table}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -11,6 +12,12 @@ from pydantic import BaseModel, ValidationError
 from cohort_etl.errors import SpecError
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def file_hash(path: Path) -> str:
+    """The short content hash a run's manifest records for a spec or concept-set file
+    (first 16 hex digits of its sha256); the network export checks a spec against it."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def describe(error: Any) -> str:

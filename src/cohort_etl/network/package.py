@@ -35,6 +35,7 @@ import pandas as pd
 from cohort_etl import __version__
 from cohort_etl.errors import InputDataError, SpecError
 from cohort_etl.outcomes.logrank import logrank_test
+from cohort_etl.specfile import file_hash
 
 SCHEMA_VERSION = 1
 KIND = "cohort-etl site package"
@@ -536,7 +537,7 @@ def study_info_from_folder(study_dir: Path) -> tuple[StudyInfo, dict[str, Any], 
     path = Path(spec_path)
     if not path.is_file():
         raise InputDataError(f"{study_dir / 'manifest.json'}: study spec {path} not found")
-    if hashlib.sha256(path.read_bytes()).hexdigest()[:16] != spec_hash:
+    if file_hash(path) != spec_hash:
         raise SpecError(f"{path}: changed since the run (hash differs from {spec_hash})")
     spec = load_spec(path)
     if spec.name != results.get("study"):

@@ -28,10 +28,9 @@ from cohort_etl.errors import CohortEtlError, InputDataError
 from cohort_etl.network.meta import meta_analysis
 from cohort_etl.network.package import SitePackage, read_package
 from cohort_etl.outcomes.logrank import LogRankResult, pool_logrank
-from cohort_etl.outcomes.summary import json_safe
+from cohort_etl.outcomes.summary import RESULT_DIGITS, RESULT_FLOAT_FORMAT, json_safe
 
 POOLED_SCHEMA_VERSION = 1
-SIG = 10
 
 
 def check_compatible(packages: Sequence[tuple[str, SitePackage]]) -> None:
@@ -314,7 +313,7 @@ def pool_packages(paths: Sequence[Path], out_dir: Path) -> dict[str, Any]:
             }
         ),
     }
-    result = json_safe(result, SIG)
+    result = json_safe(result, RESULT_DIGITS)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "pooled.json").write_text(
@@ -322,6 +321,8 @@ def pool_packages(paths: Sequence[Path], out_dir: Path) -> dict[str, Any]:
     )
     for name, frame in (("pooled_km", km), ("pooled_hazard_ratios", hr_table)):
         (out_dir / f"{name}.csv").write_bytes(
-            frame.to_csv(index=False, float_format="%.10g", lineterminator="\n").encode()
+            frame.to_csv(
+                index=False, float_format=RESULT_FLOAT_FORMAT, lineterminator="\n"
+            ).encode()
         )
     return result

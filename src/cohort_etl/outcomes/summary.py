@@ -69,6 +69,14 @@ def proportions_dict(cmp: ProportionComparison) -> dict[str, Any]:
     }
 
 
+#: significant digits of every published number (results.json, result CSVs, pooled
+#: results): enough for R agreement, few enough that DuckDB and PostgreSQL runs and reruns
+#: give the same bytes
+RESULT_DIGITS = 10
+#: ``float_format`` of result CSV files, at RESULT_DIGITS
+RESULT_FLOAT_FORMAT = f"%.{RESULT_DIGITS}g"
+
+
 def json_safe(value: Any, digits: int | None = None) -> Any:
     """Plain JSON values: numpy scalars and arrays to Python, tuples to lists, NaN and
     infinity to None; floats rounded to ``digits`` significant digits when given (so reruns

@@ -33,6 +33,7 @@ from cohort_etl.outcomes.cox import CoxPH
 from cohort_etl.outcomes.km import KaplanMeier, median_follow_up
 from cohort_etl.outcomes.logrank import logrank_test
 from cohort_etl.outcomes.summary import (
+    RESULT_DIGITS,
     cox_dict,
     json_safe,
     logrank_dict,
@@ -45,7 +46,6 @@ from cohort_etl.studies.spec import Binary, StudySpec, TimeToEvent
 log = logging.getLogger(__name__)
 
 TREAT = "_treated"
-SIG = 10  # significant digits kept in results.json (byte-identical reruns across engines)
 
 
 @dataclass
@@ -244,7 +244,7 @@ class StudyEngine:
                 except CohortEtlError as exc:
                     self._not_estimable(_section_name(key, item), str(exc))
         self._forest()
-        self.out.results = json_safe(self.out.results, SIG)
+        self.out.results = json_safe(self.out.results, RESULT_DIGITS)
         return self.out
 
     # -- arms and matching --------------------------------------------------------------

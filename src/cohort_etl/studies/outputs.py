@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from cohort_etl.outcomes.summary import RESULT_FLOAT_FORMAT
 from cohort_etl.report import figures
 from cohort_etl.report.html import Report, Section, write
 from cohort_etl.studies.engine import StudyResult
@@ -210,11 +211,11 @@ def write_outputs(
     paths["results"].write_text(json.dumps(result.results, indent=2, sort_keys=True) + "\n")
     for name, table in result.tables.items():
         path = tables_dir / f"{name}.csv"
-        table.to_csv(path, index=False, float_format="%.10g")
+        table.to_csv(path, index=False, float_format=RESULT_FLOAT_FORMAT)
         paths[f"table:{name}"] = path
     if result.analysis_data is not None:
         path = out_dir / "analysis_dataset.csv"
-        result.analysis_data.to_csv(path, index=False, float_format="%.10g")
+        result.analysis_data.to_csv(path, index=False, float_format=RESULT_FLOAT_FORMAT)
         paths["analysis_dataset"] = path
 
     sections: list[Section] = []

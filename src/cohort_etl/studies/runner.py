@@ -3,7 +3,6 @@ study spec on its mart, and write results, figures, report and a run manifest.""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import subprocess
@@ -19,6 +18,7 @@ from cohort_etl.config import NamedProfile, project_root
 from cohort_etl.db import connected
 from cohort_etl.errors import BuildError, CohortEtlError, ConfigError, InputDataError, SpecError
 from cohort_etl.progress import Progress
+from cohort_etl.specfile import file_hash
 from cohort_etl.studies.engine import StudyEngine
 from cohort_etl.studies.outputs import write_failure, write_outputs
 from cohort_etl.studies.spec import StudySpec, discover, load_spec
@@ -57,10 +57,7 @@ def git_revision() -> str:
 
 def concept_set_hashes(folder: Path | None = None) -> dict[str, str]:
     folder = folder or project_root() / "concept_sets"
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16]
-        for p in sorted(folder.glob("*.json"))
-    }
+    return {p.name: file_hash(p) for p in sorted(folder.glob("*.json"))}
 
 
 def _version(package: str) -> str:
@@ -178,7 +175,7 @@ def run_pipeline(
             "profile": profile.name,
             "dialect": profile.dialect,
             "study_spec": str(path),
-            "study_spec_sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16],
+            "study_spec_sha256": file_hash(path),
         }
         try:
             with progress.stage(f"study {spec.name}"):
