@@ -1,8 +1,17 @@
--- Every transplant placed in a line: each of its procedure records is an episode_event of
--- that line's Treatment Regimen episode (field procedure_occurrence_id), and the episode
--- does not end before the transplant. Rows returned are failures; set operations and one
--- aggregate, no joins to plan.
-with placed as (
+-- Every transplant placed in a line of a person with episodes: each of its procedure
+-- records is an episode_event of that line's Treatment Regimen episode (field
+-- procedure_occurrence_id), and the episode does not end before the transplant. Episodes
+-- exist only for persons with an ALL disease episode (models/cohorts/episode.sql); an
+-- HSCT of anyone else (e.g. a lymphoma patient treated with CAR-T) is placed in a line
+-- (int__hsct_placement covers every person) but has no episode to be in, by design.
+-- Rows returned are failures; set operations and one aggregate, no joins to plan.
+with episode_persons as (
+    select person_id
+    from {{ ref('episode') }}
+    where episode_concept_id = {{ var('concept_episode_disease') }}
+),
+
+placed as (
     select
         records.event_id,
         placements.person_id * 1000 + placements.line_number as line_episode_id,
@@ -13,6 +22,7 @@ with placed as (
        and placements.hsct_type = records.hsct_type
        and placements.transplant_number = records.transplant_number
     where placements.line_number is not null
+      and placements.person_id in (select person_id from episode_persons)
 ),
 
 links as (
