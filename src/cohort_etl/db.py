@@ -1,8 +1,13 @@
 """One small interface over the two embedded/served databases.
 
 DuckDB is used through its own Python API (fast Arrow in/out); PostgreSQL through a
-SQLAlchemy engine on psycopg 3, with COPY for bulk loads. Everything above this module
-speaks SQL strings, Arrow tables and pandas frames, never a driver.
+psycopg 3 connection in autocommit mode (explicit ``begin`` / ``commit`` where a step must
+be atomic), with COPY for bulk loads. Everything above this module speaks SQL strings,
+Arrow tables and pandas frames, never a driver.
+
+Values reach SQL only as bound parameters (write the placeholder as :attr:`Database.param`);
+identifiers (schemas, tables, columns) only through :func:`quote_ident`, which validates
+and quotes them. No other function builds SQL from text a user can supply.
 """
 
 from __future__ import annotations
@@ -17,10 +22,25 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from cohort_etl.config import DuckDBProfile, NamedProfile, PostgresProfile
-from cohort_etl.errors import ConnectionFailed, TargetNotEmpty
+from cohort_etl.errors import ConfigError, ConnectionFailed, TargetNotEmpty
+
+
+#: Longest identifier accepted (PostgreSQL truncates at 63 bytes; DuckDB catalog names are
+#: file names, so a little more room).
+MAX_IDENT_LENGTH = 255
 
 
 def quote_ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier, after checking it is one.
+
+    The one function that puts an identifier into SQL text. Refuses (ConfigError) anything
+    that is not a non-empty string of printable characters of reasonable length; embedded
+    double quotes are doubled, so the result is always exactly one identifier.
+    """
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"SQL identifier must be a non-empty string, got {name!r}")
+    if len(name) > MAX_IDENT_LENGTH or not name.isprintable():
+        raise ConfigError(f"not a usable SQL identifier: {name!r}")
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -28,6 +48,8 @@ class Database:
     """A connection to the CDM database of a profile."""
 
     dialect: str
+    #: placeholder of one bound parameter in this driver's SQL (``?`` or ``%s``)
+    param: str
 
     def __init__(self, profile: NamedProfile) -> None:
         self.profile = profile
@@ -68,25 +90,22 @@ class Database:
 
     def schema_exists(self, schema: str) -> bool:
         n = self.scalar(
-            "select count(*) from information_schema.schemata where schema_name = ?"
-            if self.dialect == "duckdb"
-            else "select count(*) from information_schema.schemata where schema_name = %s",
+            f"select count(*) from information_schema.schemata where schema_name = {self.param}",
             [schema],
         )
         return bool(n)
 
     def tables(self, schema: str) -> list[str]:
-        ph = "?" if self.dialect == "duckdb" else "%s"
         frame = self.query_df(
             "select table_name from information_schema.tables "
-            f"where table_schema = {ph} order by table_name",
+            f"where table_schema = {self.param} order by table_name",
             [schema],
         )
         return [str(t) for t in frame["table_name"]]
 
     def columns(self, schema: str, table: str) -> dict[str, str]:
         """Column name -> data type (as information_schema reports it), in order."""
-        ph = "?" if self.dialect == "duckdb" else "%s"
+        ph = self.param
         frame = self.query_df(
             "select column_name, data_type from information_schema.columns "
             f"where table_schema = {ph} and table_name = {ph} order by ordinal_position",
@@ -121,6 +140,7 @@ class Database:
 
 class DuckDBDatabase(Database):
     dialect = "duckdb"
+    param = "?"
 
     def __init__(self, profile: NamedProfile, read_only: bool = False) -> None:
         super().__init__(profile)
@@ -172,10 +192,16 @@ class DuckDBDatabase(Database):
 
 
 class PostgresDatabase(Database):
+    """PostgreSQL through one psycopg 3 connection opened in autocommit mode: every
+    statement commits on its own unless the caller opened a transaction with ``begin``
+    (the loader and the generator do, and end it with ``commit`` or ``rollback``)."""
+
     dialect = "postgres"
+    param = "%s"
 
     def __init__(self, profile: NamedProfile, create_database: bool = True) -> None:
         super().__init__(profile)
+        import psycopg
         import sqlalchemy as sa
 
         settings = profile.settings
@@ -184,16 +210,17 @@ class PostgresDatabase(Database):
         self.url = url
         if create_database:
             _ensure_pg_database(url)
-        self.engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         try:
-            self.raw = self.engine.raw_connection()
-        except sa.exc.OperationalError as exc:
-            first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            self.raw = psycopg.connect(
+                url.set(drivername="postgresql").render_as_string(hide_password=False),
+                autocommit=True,
+            )
+        except psycopg.OperationalError as exc:
+            first = (str(exc).strip().splitlines() or ["connection failed"])[0]
             raise ConnectionFailed(
                 f"cannot connect to PostgreSQL {url.render_as_string(hide_password=True)} "
                 f"(profile {profile.name!r}): {first}"
             ) from None
-        self.raw.autocommit = True  # type: ignore[attr-defined]
 
     def _cursor(self) -> Any:
         return self.raw.cursor()
@@ -228,7 +255,6 @@ class PostgresDatabase(Database):
 
     def close(self) -> None:
         self.raw.close()
-        self.engine.dispose()
 
 
 def _ensure_pg_database(url: Any) -> None:

@@ -39,6 +39,13 @@ REGISTRY_COLUMNS = (
 )
 STATUSES = ("draft", "accepted", "deprecated")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+#: a concept set file: a plain file name beside the registry (no folders)
+_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.json$")
+#: OMOP vocabulary ids ("ICD10CM", "SNOMED", "Cancer Modifier", "OMOP Extension")
+_VOCABULARY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,19}$")
+#: characters no OMOP concept code carries: quotes, statement separators, backslashes,
+#: control characters (a code is matched as a bound value; these are refused as typos)
+_CODE_FORBIDDEN = re.compile(r"['\";\\\x00-\x1f\x7f]|--")
 
 
 def default_folder() -> Path:
@@ -75,6 +82,16 @@ class RegistryEntry(BaseModel):
             raise ValueError(f"must be one of {', '.join(STATUSES)}")
         return value
 
+    @field_validator("file")
+    @classmethod
+    def _file(cls, value: str) -> str:
+        if not _FILE.match(value):
+            raise ValueError(
+                f"{value!r} must be a plain .json file name beside the registry "
+                "(letters, digits, _ . -)"
+            )
+        return value
+
 
 class CodeItem(BaseModel):
     """An item named by vocabulary and code instead of concept id."""
@@ -88,6 +105,35 @@ class CodeItem(BaseModel):
     include_descendants: bool = False
     include_mapped: bool = False
     note: str = ""
+
+    @field_validator("concept_set_name")
+    @classmethod
+    def _set_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be a lower-case identifier (letters, digits, _)")
+        return value
+
+    @field_validator("vocabulary_id")
+    @classmethod
+    def _vocabulary(cls, value: str) -> str:
+        if not _VOCABULARY_ID.match(value):
+            raise ValueError(
+                f"{value!r} is not an OMOP vocabulary id (letters, digits, space _ . -, "
+                "at most 20 characters)"
+            )
+        return value
+
+    @field_validator("concept_code")
+    @classmethod
+    def _code(cls, value: str) -> str:
+        bad = _CODE_FORBIDDEN.search(value)
+        if not value.strip() or value != value.strip():
+            raise ValueError(f"{value!r}: empty, or leading/trailing blanks")
+        if bad:
+            raise ValueError(f"{value!r} contains {bad.group()!r}, which no OMOP concept code has")
+        if len(value) > 50:
+            raise ValueError(f"{value[:20]!r}...: longer than 50 characters (OMOP concept_code)")
+        return value
 
 
 CODE_ITEM_COLUMNS = tuple(CodeItem.model_fields)

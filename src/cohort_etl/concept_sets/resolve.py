@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -34,43 +35,48 @@ EVENT_TABLES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _literal(value: str | int | bool | None) -> str:
-    if value is None or value == "":
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _items_sql(sets: Sequence[ConceptSet]) -> str:
+def _items_sql(sets: Sequence[ConceptSet], param: str) -> tuple[str, list[Any]]:
+    """The concept set items as a ``values`` list of bound parameters (``param`` is the
+    driver's placeholder): no item text ever becomes SQL text."""
     rows = seed_rows(sets)
     if not rows:
         return (
             "select cast(null as varchar(100)) as concept_set_name, cast(null as bigint) as concept_id, "
             "cast(null as varchar(20)) as vocabulary_id, cast(null as varchar(50)) as concept_code, "
-            "false as is_excluded, false as include_descendants, false as include_mapped where 1 = 0"
+            "false as is_excluded, false as include_descendants, false as include_mapped where 1 = 0",
+            [],
         )
-    selects = []
+    one = (
+        f"(cast({param} as varchar(100)), cast({param} as bigint), cast({param} as varchar(20)), "
+        f"cast({param} as varchar(50)), cast({param} as boolean), cast({param} as boolean), "
+        f"cast({param} as boolean))"
+    )
+    params: list[Any] = []
     for name, concept_id, vocabulary, code, excluded, descendants, mapped in rows:
-        selects.append(
-            f"select {_literal(name)}, cast({_literal(int(concept_id)) if concept_id else 'null'} as bigint), "
-            f"cast({_literal(vocabulary)} as varchar(20)), cast({_literal(code)} as varchar(50)), "
-            f"{_literal(excluded)}, {_literal(descendants)}, {_literal(mapped)}"
-        )
-    body = "\nunion all\n".join(selects)
+        params += [
+            name,
+            int(concept_id) if concept_id else None,
+            vocabulary or None,
+            code or None,
+            excluded,
+            descendants,
+            mapped,
+        ]
     return (
-        "select * from (\n" + body + "\n) as raw_items (concept_set_name, concept_id, "
-        "vocabulary_id, concept_code, is_excluded, include_descendants, include_mapped)"
+        "select * from (values\n" + ",\n".join([one] * len(rows)) + "\n) as raw_items "
+        "(concept_set_name, concept_id, vocabulary_id, concept_code, is_excluded, "
+        "include_descendants, include_mapped)",
+        params,
     )
 
 
-def resolution_sql(sets: Sequence[ConceptSet], schema: str) -> str:
+def resolution_sql(sets: Sequence[ConceptSet], schema: str, param: str) -> tuple[str, list[Any]]:
     """SQL returning ``concept_set_name, concept_id, concept_name, vocabulary_id,
-    concept_code, standard_concept, match_column`` for every resolved concept."""
+    concept_code, standard_concept, match_column`` for every resolved concept, and its
+    bound parameters (``schema`` is an already quoted reference)."""
+    items, params = _items_sql(sets, param)
     return f"""
-with seed_items as ({_items_sql(sets)}),
+with seed_items as ({items}),
 items as (
     select s.concept_set_name, coalesce(s.concept_id, c.concept_id) as concept_id,
            s.is_excluded, s.include_descendants, s.include_mapped
@@ -111,7 +117,7 @@ select r.concept_set_name, r.concept_id, c.concept_name, c.vocabulary_id, c.conc
        case when c.standard_concept = 'S' then 'standard' else 'source' end as match_column
 from resolved r join {schema}.concept c on c.concept_id = r.concept_id
 order by r.concept_set_name, r.concept_id
-"""
+""", params
 
 
 def _events_union(schema: str, tables: Sequence[str]) -> str:
@@ -157,7 +163,8 @@ def resolve(db: Database, sets: Sequence[ConceptSet], schema: str) -> Resolution
     """Resolve ``sets`` against the vocabulary in ``schema`` and count their CDM records."""
     present = set(db.tables(schema))
     schema = db.schema_ref(schema)
-    base = resolution_sql(sets, schema).strip().rstrip(";")
+    base, params = resolution_sql(sets, schema, db.param)
+    base = base.strip().rstrip(";")
     events = _events_union(schema, sorted(present))
     counted = f"""
 with resolved as ({base.replace("order by r.concept_set_name, r.concept_id", "")}),
@@ -177,7 +184,7 @@ group by r.concept_set_name, r.concept_id, r.concept_name, r.vocabulary_id, r.co
          r.standard_concept, r.match_column
 order by r.concept_set_name, r.concept_id
 """
-    concepts = db.query_df(counted)
+    concepts = db.query_df(counted, params)
     orphans_sql = f"""
 with resolved as ({base.replace("order by r.concept_set_name, r.concept_id", "")}),
 events as ({events}),
@@ -200,7 +207,7 @@ where not exists (
 )
 order by r.concept_set_name, s.source_concept_id
 """
-    orphans = db.query_df(orphans_sql)
+    orphans = db.query_df(orphans_sql, params)
     persons_sql = f"""
 with resolved as ({base.replace("order by r.concept_set_name, r.concept_id", "")}),
 events as ({events})
@@ -210,7 +217,7 @@ from resolved r join events e
   or (r.match_column = 'source' and e.source_concept_id = r.concept_id)
 order by r.concept_set_name, e.person_id
 """
-    frame = db.query_df(persons_sql)
+    frame = db.query_df(persons_sql, params)
     persons: dict[str, list[int]] = {s.name: [] for s in sets}
     for name, person_id in zip(frame["concept_set_name"], frame["person_id"], strict=True):
         persons[str(name)].append(int(person_id))

@@ -71,7 +71,8 @@ def vocabulary_issues(db: Database, sets: list[ConceptSet], schema: str) -> list
     if ids:
         frame = db.query_df(
             f"select concept_id, invalid_reason from {table} "
-            f"where concept_id in ({', '.join(str(i) for i in ids)})"
+            f"where concept_id in ({', '.join([db.param] * len(ids))})",
+            ids,
         )
         known = {
             int(cid): (None if reason is None or reason != reason else str(reason))
@@ -100,8 +101,9 @@ def vocabulary_issues(db: Database, sets: list[ConceptSet], schema: str) -> list
                 )
         for code in concept_set.code_items:
             n = db.scalar(
-                f"select count(*) from {table} where vocabulary_id = "
-                f"'{code.vocabulary_id}' and concept_code = '{code.concept_code}'"
+                f"select count(*) from {table} "
+                f"where vocabulary_id = {db.param} and concept_code = {db.param}",
+                [code.vocabulary_id, code.concept_code],
             )
             if not n:
                 issues.append(
