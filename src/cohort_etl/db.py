@@ -24,7 +24,6 @@ import pyarrow.csv as pacsv
 from cohort_etl.config import DuckDBProfile, NamedProfile, PostgresProfile
 from cohort_etl.errors import ConfigError, ConnectionFailed, TargetNotEmpty
 
-
 #: Longest identifier accepted (PostgreSQL truncates at 63 bytes; DuckDB catalog names are
 #: file names, so a little more room).
 MAX_IDENT_LENGTH = 255

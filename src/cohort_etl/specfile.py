@@ -78,7 +78,9 @@ def load_yaml_spec(path: Path, model: type[M], what: str) -> M:
         raise SpecError(f"{path}: {what} not found") from None
     except UnicodeDecodeError as exc:
         line = Path(path).read_bytes()[: exc.start].count(b"\n") + 1
-        raise SpecError(f"{path}: line {line}: not UTF-8 text (byte {exc.object[exc.start]:#04x})") from None
+        raise SpecError(
+            f"{path}: line {line}: not UTF-8 text (byte {exc.object[exc.start]:#04x})"
+        ) from None
     except OSError as exc:
         raise SpecError(f"{path}: cannot read {what}: {exc.strerror}") from None
     try:

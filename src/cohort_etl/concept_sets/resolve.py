@@ -75,7 +75,8 @@ def resolution_sql(sets: Sequence[ConceptSet], schema: str, param: str) -> tuple
     concept_code, standard_concept, match_column`` for every resolved concept, and its
     bound parameters (``schema`` is an already quoted reference)."""
     items, params = _items_sql(sets, param)
-    return f"""
+    return (
+        f"""
 with seed_items as ({items}),
 items as (
     select s.concept_set_name, coalesce(s.concept_id, c.concept_id) as concept_id,
@@ -117,7 +118,9 @@ select r.concept_set_name, r.concept_id, c.concept_name, c.vocabulary_id, c.conc
        case when c.standard_concept = 'S' then 'standard' else 'source' end as match_column
 from resolved r join {schema}.concept c on c.concept_id = r.concept_id
 order by r.concept_set_name, r.concept_id
-""", params
+""",
+        params,
+    )
 
 
 def _events_union(schema: str, tables: Sequence[str]) -> str:
