@@ -453,3 +453,27 @@ def test_no_new_treatment_between_car_t_and_relapse_or_transplant(
     )
     stray = m[after & before_relapse & ~conditioning & ~m["c"].isin(supportive)]
     assert stray.empty, stray.head()
+
+
+def test_vocabulary_tables_are_the_package_csv_files(db: Database) -> None:
+    """The CDM's vocabulary is exactly the package data (read here by pandas, not by the
+    module's own reader): every row of every file, no more."""
+    folder = v._data_folder()
+    for table in v.VOCABULARY_FILES:
+        with (folder / f"{table}.csv").open(encoding="utf-8") as handle:
+            expected = pd.read_csv(
+                handle, sep="\t", dtype=str, keep_default_na=False, quoting=3
+            ).drop(columns=[v.SOURCE_COLUMN], errors="ignore")
+        got = q(db, f"select * from {t(db, table)}")
+        assert list(got.columns) == list(expected.columns), table
+        for column in got.columns:
+            if column.endswith("_date"):
+                got[column] = pd.to_datetime(got[column]).dt.strftime("%Y%m%d")
+            got[column] = got[column].map(lambda x: "" if pd.isna(x) else str(x))
+        key = list(got.columns)
+        assert len(got) == len(expected) > 0, table
+        pd.testing.assert_frame_equal(
+            got.sort_values(key).reset_index(drop=True),
+            expected.sort_values(key).reset_index(drop=True),
+            obj=table,
+        )

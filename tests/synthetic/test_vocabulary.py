@@ -214,3 +214,104 @@ def test_metadata_concepts_of_vocabulary_tables_exist(con) -> None:
             con,
             f"select count(*) from concept where {column} not in (select {column} from {table})",
         ) == [(0,)], column
+
+
+def test_concept_ancestor_is_exactly_the_closure_of_the_is_a_rows(con) -> None:
+    """Min and max levels of every valid ancestor row recomputed from the 'Is a' rows of
+    concept_relationship by a recursive query; the only rows beyond it are the documented
+    stale ones (deprecated descendant)."""
+    closure = """
+        with recursive valid as (
+            select concept_id from concept
+            where standard_concept in ('S', 'C') and invalid_reason is null
+        ),
+        edges as (
+            select concept_id_1 as child, concept_id_2 as parent from concept_relationship
+            where relationship_id = 'Is a' and invalid_reason is null
+        ),
+        paths(descendant, ancestor, depth) as (
+            select concept_id, concept_id, 0 from valid
+            union all
+            select paths.descendant, edges.parent, paths.depth + 1
+            from paths join edges on edges.child = paths.ancestor
+        )
+        select ancestor, descendant, min(depth), max(depth) from paths
+        group by ancestor, descendant
+    """
+    stored = "select * from concept_ancestor"
+    missing = rows(con, f"{closure} except {stored} order by 1, 2")
+    extra = rows(con, f"{stored} except ({closure}) order by 1, 2")
+    assert missing == [], "rows to add to concept_ancestor.csv:\n" + "\n".join(
+        "\t".join(map(str, r)) for r in missing
+    )
+    assert extra == [
+        (a, v.BURKITT_LEUKEMIA_DEPRECATED, level, level)
+        for a, level in sorted([(v.ALL, 1), (v.ACUTE_LEUKEMIA, 2), (v.LYMPHOID_LEUKEMIA, 2)])
+    ]
+
+
+def test_is_a_rows_link_valid_standard_or_classification_concepts(con) -> None:
+    assert (
+        rows(
+            con,
+            """
+        select r.concept_id_1, r.concept_id_2 from concept_relationship r
+        join concept c1 on c1.concept_id = r.concept_id_1
+        join concept c2 on c2.concept_id = r.concept_id_2
+        where r.relationship_id = 'Is a'
+          and (c1.standard_concept not in ('S', 'C') or c1.standard_concept is null
+               or c2.standard_concept not in ('S', 'C') or c2.standard_concept is null
+               or c1.invalid_reason is not null or c2.invalid_reason is not null)
+        """,
+        )
+        == []
+    )
+
+
+def test_every_concept_says_where_its_id_comes_from() -> None:
+    sources = v.concept_sources()
+    assert set(sources) == {r.concept_id for r in v.concepts()}
+    for concept_id, source in sources.items():
+        local = source.startswith("local")
+        assert local == (concept_id >= v.LOCAL_BASE), (concept_id, source)
+        assert source.strip(), concept_id
+    # a real id found in public OHDSI material names the file it was found in
+    assert "OMOPCAN" in sources[v.ALL]
+
+
+def test_version_and_derived_maps_agree_with_the_files() -> None:
+    assert {
+        row["vocabulary_version"] for row in v.vocabulary_tables()["vocabulary"].to_pylist()
+    } == {v.VOCABULARY_VERSION}
+    index = v.concept_index()
+    for ingredient, product in v.CLINICAL_DRUG.items():
+        assert index[ingredient].concept_class_id == "Ingredient"
+        assert index[product].concept_class_id == "Clinical Drug"
+        assert v.descendants(ingredient) >= {ingredient, product}
+    for mapping, vocabulary in (
+        (v.BACKGROUND_ICD10_SOURCE, "ICD10CM"),
+        (v.BACKGROUND_ICD9_SOURCE, "ICD9CM"),
+    ):
+        assert mapping
+        for standard, source in mapping.items():
+            assert index[source].vocabulary_id == vocabulary
+            assert v.maps_to()[source] == standard
+
+
+def test_a_bad_value_in_the_package_data_names_file_line_and_column(tmp_path, monkeypatch) -> None:
+    import shutil
+
+    folder = tmp_path / "vocabulary_data"
+    shutil.copytree(v._data_folder(), folder)
+    lines = (folder / "concept_ancestor.csv").read_text().splitlines()
+    lines[3] = lines[3].replace("\t0\t", "\tzero\t", 1)
+    (folder / "concept_ancestor.csv").write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(v, "_data_folder", lambda: folder)
+    v._read.cache_clear()
+    try:
+        with pytest.raises(
+            ValueError, match=r"concept_ancestor.csv, line 4, column min_levels_of_separation"
+        ):
+            v._read("concept_ancestor")
+    finally:
+        v._read.cache_clear()
