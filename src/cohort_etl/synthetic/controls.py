@@ -27,15 +27,18 @@ adding controls never changes any other row of the synthetic CDM.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import pyarrow as pa
 from numpy.typing import NDArray
 
 from cohort_etl.errors import InputDataError
+from cohort_etl.synthetic.vocabulary import EHR_ENCOUNTER_DIAGNOSIS
 
 FloatArray = NDArray[np.float64]
 DAYS_PER_YEAR = 365.25
@@ -214,3 +217,99 @@ def draw_control_events(
         raw[c.key] = t
         out[c.key] = np.where(t <= f, t, np.nan)
     return out
+
+
+@dataclass(frozen=True)
+class ControlRows:
+    """Condition rows of the control outcomes and their truth (``parameters`` rows)."""
+
+    table: pa.Table
+    parameters: list[tuple[str, str]]
+
+
+def add_control_conditions(
+    seed: int,
+    bias_mean: float,
+    bias_sd: float,
+    truth: pa.Table,
+    conditions: pa.Table,
+) -> ControlRows:
+    """Append the control outcomes' first occurrences to the subset's condition rows.
+
+    The population is the study-A population of the generator (categories ``core`` and
+    ``auto_hsct``); time zero is the CAR-T date, exposure starts at an allogeneic HSCT
+    (at any time after CAR-T), follow-up ends at ``end_of_followup``. Row ids continue
+    after the largest existing ``condition_occurrence_id`` so no existing row changes.
+    """
+    cols = truth.select(["person_id", "category", "car_t_date", "hsct_date", "hsct_type",
+                         "end_of_followup"]).to_pydict()  # fmt: skip
+    keep = [
+        i
+        for i, cat in enumerate(cols["category"])
+        if cat in ("core", "auto_hsct") and cols["car_t_date"][i] is not None
+    ]
+    epoch = dt.date(1970, 1, 1)
+
+    def days(d: dt.date) -> int:
+        return (d - epoch).days
+
+    person = np.array([cols["person_id"][i] for i in keep], dtype=np.int64)
+    zero = np.array([days(cols["car_t_date"][i]) for i in keep], dtype=np.int64)
+    end = np.array([days(cols["end_of_followup"][i]) for i in keep], dtype=np.int64)
+    exposure = np.array(
+        [
+            days(cols["hsct_date"][i]) - days(cols["car_t_date"][i])
+            if cols["hsct_type"][i] == "allogeneic" and cols["hsct_date"][i] is not None
+            else np.inf
+            for i in keep
+        ],
+        dtype=float,
+    )
+    rng = np.random.default_rng([seed, 7])
+    biases = draw_biases(rng, bias_mean, bias_sd)
+    events = draw_control_events(rng, np.maximum(exposure, 0.0), (end - zero).astype(float),
+                                 biases)  # fmt: skip
+    rows: list[tuple[int, int, int, str]] = []
+    params: list[tuple[str, str]] = []
+    for c in CONTROL_OUTCOMES:
+        t = events[c.key]
+        hit = ~np.isnan(t)
+        day_of = zero[hit] + np.maximum(np.ceil(t[hit]), 1).astype(np.int64)
+        rows += [
+            (int(p), int(d), c.concept_id, c.concept_code)
+            for p, d in zip(person[hit], day_of, strict=True)
+        ]
+        params += [
+            (f"control.{c.key}.concept_id", str(c.concept_id)),
+            (f"control.{c.key}.kind", c.kind),
+            (f"control.{c.key}.true_hr", f"{c.true_hr:g}"),
+            (f"control.{c.key}.log_bias", repr(biases[c.key])),
+            (f"control.{c.key}.persons_with_event", str(int(hit.sum()))),
+        ]
+    rows.sort()
+    ids = conditions.column("condition_occurrence_id").to_numpy()
+    first = int(ids.max()) + 1 if len(ids) else 1
+    n = len(rows)
+    new = {
+        "condition_occurrence_id": np.arange(first, first + n, dtype=np.int64),
+        "person_id": np.array([r[0] for r in rows], dtype=np.int64),
+        "condition_concept_id": np.array([r[2] for r in rows], dtype=np.int64),
+        "condition_start_date": np.array([r[1] for r in rows], dtype=np.int64),
+        "condition_type_concept_id": np.full(n, EHR_ENCOUNTER_DIAGNOSIS, dtype=np.int64),
+        "condition_source_value": [r[3] for r in rows],
+        "condition_source_concept_id": np.array([r[2] for r in rows], dtype=np.int64),
+    }
+    arrays = []
+    for fld in conditions.schema:
+        if fld.name in new:
+            value = new[fld.name]
+            if pa.types.is_date32(fld.type):
+                arrays.append(
+                    pa.array(np.asarray(value, dtype=np.int32), pa.int32()).cast(fld.type)
+                )
+            else:
+                arrays.append(pa.array(value).cast(fld.type))
+        else:
+            arrays.append(pa.nulls(n, fld.type))
+    extra = pa.Table.from_arrays(arrays, schema=conditions.schema)
+    return ControlRows(pa.concat_tables([conditions, extra]), params)

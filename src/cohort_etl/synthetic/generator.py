@@ -35,6 +35,7 @@ from cohort_etl.db import Database, connect, quote_ident
 from cohort_etl.errors import CohortEtlError, InputDataError, TargetNotEmpty
 from cohort_etl.synthetic import vocabulary as v
 from cohort_etl.synthetic.background import BlockResult, generate_block, n_blocks
+from cohort_etl.synthetic.controls import add_control_conditions
 from cohort_etl.synthetic.natural_history import simulate_subset, truth_schema
 from cohort_etl.synthetic.params import SynthParams
 
@@ -304,6 +305,17 @@ def generate(
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(_generate_chunk, params, chunks[0]) if chunks else None
             subset = simulate_subset(params, first_person_id=params.persons + 1)
+            control_truth: list[tuple[str, str]] = []
+            if params.control_outcomes:
+                ctrl = add_control_conditions(
+                    params.seed,
+                    params.control_bias_mean,
+                    params.control_bias_sd,
+                    subset.truth,
+                    subset.tables["condition_occurrence"],
+                )
+                subset.tables["condition_occurrence"] = ctrl.table
+                control_truth = ctrl.parameters
             done = pending.result() if pending is not None else []
             populated: dict[str, set[str]] = {}
             for tables in [subset.tables] + [b.tables for b in done]:
@@ -367,6 +379,7 @@ def generate(
         ]
         if subset.hsct is not None:
             rows += subset.hsct.as_rows()
+        rows += control_truth
         rows += [(f"error.{k}", str(n)) for k, n in sorted(errors.items())]
         rows += [(f"rows.{k}", str(n)) for k, n in sorted(counts.items())]
         rows.append(("rows.clinical_events", str(sum(counts.get(t, 0) for t in EVENT_TABLES))))

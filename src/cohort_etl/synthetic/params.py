@@ -124,6 +124,12 @@ class SynthParams:
     n_outside_op_all: int = 8
     n_after_death_all: int = 6
     n_duplicate_all: int = 12
+    # negative / positive control outcomes (synthetic/controls.py; own random stream)
+    #: write the control outcomes' condition rows for the study-A population
+    control_outcomes: bool = True
+    #: injected systematic error of the controls: log-HR bias per outcome ~ N(mean, sd^2)
+    control_bias_mean: float = 0.0
+    control_bias_sd: float = 0.0
 
     def validate(self) -> SynthParams:
         """Raise :class:`ConfigError` naming the first bad parameter; return self."""
@@ -155,6 +161,11 @@ class SynthParams:
         for name in ("hsct_hr_os", "hsct_hr_relapse", "chemo_alone_hr_os", "salvage_cr_hr_os"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.control_bias_sd < 0 or abs(self.control_bias_mean) > 5:
+            raise ConfigError(
+                f"control_bias_sd must be >= 0 and |control_bias_mean| <= 5, got "
+                f"{self.control_bias_sd} / {self.control_bias_mean}"
+            )
         return self
 
     @property
