@@ -231,3 +231,50 @@ def calibrate_design(
     return DesignCalibration(
         null, model, null.ease(), tuple(controls), tuple(calibrated), tuple(notes)
     )
+
+
+def estimate_controls(
+    frame: pd.DataFrame,
+    *,
+    treat: str,
+    start: pd.Series,
+    end: pd.Series,
+    controls: dict[str, tuple[Literal["negative", "positive"], float]],
+    columns: dict[str, str],
+) -> list[ControlEstimate]:
+    """Estimate every control outcome with the primary estimate's design: a Cox model of
+    ``treat`` on the same rows, time zero ``start`` and censoring at ``end``.
+
+    Parameters
+    ----------
+    frame
+        The analysed rows (after matching), with the 0/1 ``treat`` column and one date
+        column per control (``columns[name]``; NaT without an occurrence).
+    start, end
+        Time zero and end of follow-up of each row (aligned with ``frame``).
+    controls
+        Name -> (kind, true HR).
+    """
+    from cohort_etl.outcomes.cox import CoxPH
+
+    out = []
+    x = frame[[treat]].astype(float).reset_index(drop=True)
+    for name, (kind, true_hr) in controls.items():
+        col = columns[name]
+        if col not in frame.columns:
+            out.append(ControlEstimate(name, kind, true_hr, math.nan, math.nan, 0, "no data"))
+            continue
+        t, e = control_outcome_times(start, end, frame[col])
+        n_events = int(e.sum())
+        if n_events == 0:
+            out.append(
+                ControlEstimate(name, kind, true_hr, math.nan, math.nan, n_events, "no events")
+            )
+            continue
+        try:
+            fit = CoxPH().fit(np.maximum(t, 0.0), e, x)
+            se = float(fit.se_[0])
+            out.append(ControlEstimate(name, kind, true_hr, float(fit.coef_[0]), se, n_events))
+        except (NotEstimable, InputDataError) as exc:
+            out.append(ControlEstimate(name, kind, true_hr, math.nan, math.nan, n_events, str(exc)))
+    return out
