@@ -8,7 +8,10 @@
          code can still match a concept set through *_source_concept_id);
       2. events starting outside every observation period of the person are dropped;
       3. events starting more than var('death_grace_days') after death are dropped;
-      4. exact duplicates (all columns equal except the row id) keep the lowest row id. -#}
+      4. exact duplicates (all columns equal except the row id) keep the lowest row id;
+      5. an end date before the start date is replaced by the start date (as a missing one
+         is): the start is what the cohorts date events by.
+    The data-quality stage (cohort-etl check) counts the rows of each rule. -#}
 {% macro clean_events(table, id_col, concept_col, source_col, start_col, end_col, type_col, extra_cols=[]) %}
 {%- set columns -%}
         {{ id_col }} as event_id,
@@ -16,7 +19,10 @@
         {{ concept_col }} as concept_id,
         coalesce({{ source_col }}, 0) as source_concept_id,
         {{ start_col }} as start_date,
-        coalesce({{ end_col }}, {{ start_col }}) as end_date,
+        case
+            when {{ end_col }} is null or {{ end_col }} < {{ start_col }} then {{ start_col }}
+            else {{ end_col }}
+        end as end_date,
         {{ type_col }} as type_concept_id
         {%- for col in extra_cols %},
         {{ col }}

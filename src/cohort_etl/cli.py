@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "synth": ("synth", "synth", "Generate a synthetic OMOP CDM v5.4 with known ground truth."),
     "load": ("load", "load", "Load a folder of OMOP CDM CSV files into the profile's database."),
     "concept-sets": ("concept_sets", "concept_sets", "Validate, resolve and diff concept sets."),
+    "check": ("check", "check", "Data-quality checks of the CDM (also run by build and run)."),
     "build": ("build", "build", "Run the dbt models: CDM -> cohorts -> analysis marts."),
     "analyze": ("analyze", "analyze", "Run an analysis spec on any analysis dataset."),
     "run": ("run", "run", "End to end: build, analyse each study, write reports."),

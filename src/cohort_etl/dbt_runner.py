@@ -37,92 +37,10 @@ from cohort_etl.concept_sets.compile import compile_seed
 from cohort_etl.concept_sets.registry import load_concept_sets
 from cohort_etl.config import DuckDBProfile, NamedProfile, PostgresProfile, project_root
 from cohort_etl.db import connected
-from cohort_etl.errors import BuildError, ConfigError, InputDataError
+from cohort_etl.errors import BuildError, ConfigError
+from cohort_etl.quality.findings import QualityReport
 
 log = logging.getLogger("cohort_etl.build")
-
-#: CDM tables and the columns the dbt sources read. A missing one stops the build.
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "person": (
-        "person_id",
-        "gender_concept_id",
-        "year_of_birth",
-        "month_of_birth",
-        "race_concept_id",
-        "ethnicity_concept_id",
-    ),
-    "observation_period": (
-        "observation_period_id",
-        "person_id",
-        "observation_period_start_date",
-        "observation_period_end_date",
-    ),
-    "death": ("person_id", "death_date"),
-    "condition_occurrence": (
-        "condition_occurrence_id",
-        "person_id",
-        "condition_concept_id",
-        "condition_source_concept_id",
-        "condition_start_date",
-        "condition_end_date",
-        "condition_type_concept_id",
-    ),
-    "drug_exposure": (
-        "drug_exposure_id",
-        "person_id",
-        "drug_concept_id",
-        "drug_source_concept_id",
-        "drug_exposure_start_date",
-        "drug_exposure_end_date",
-        "drug_type_concept_id",
-    ),
-    "procedure_occurrence": (
-        "procedure_occurrence_id",
-        "person_id",
-        "procedure_concept_id",
-        "procedure_source_concept_id",
-        "procedure_date",
-        "procedure_end_date",
-        "procedure_type_concept_id",
-    ),
-    "measurement": (
-        "measurement_id",
-        "person_id",
-        "measurement_concept_id",
-        "measurement_source_concept_id",
-        "measurement_date",
-        "measurement_type_concept_id",
-        "value_as_number",
-        "value_as_concept_id",
-    ),
-    "observation": (
-        "observation_id",
-        "person_id",
-        "observation_concept_id",
-        "observation_source_concept_id",
-        "observation_date",
-        "observation_type_concept_id",
-        "value_as_number",
-        "value_as_concept_id",
-    ),
-    "concept": (
-        "concept_id",
-        "concept_name",
-        "domain_id",
-        "vocabulary_id",
-        "concept_class_id",
-        "standard_concept",
-        "concept_code",
-        "invalid_reason",
-    ),
-    "concept_ancestor": (
-        "ancestor_concept_id",
-        "descendant_concept_id",
-        "min_levels_of_separation",
-        "max_levels_of_separation",
-    ),
-    "concept_relationship": ("concept_id_1", "concept_id_2", "relationship_id", "invalid_reason"),
-}
 
 #: Cohort tables whose emptiness is reported as a warning after a build.
 COHORT_DEFINITIONS_TABLE = "cohort_definition"
@@ -209,6 +127,8 @@ class BuildResult:
     nodes: list[NodeResult]
     warnings: list[str] = field(default_factory=list)
     run_results_path: Path | None = None
+    #: the data-quality stage's report (findings and cleaning counts) of this build
+    quality: QualityReport | None = None
 
     @property
     def model_execution_seconds(self) -> float:
@@ -258,27 +178,17 @@ def parse_run_results(path: Path) -> list[NodeResult]:
     return nodes
 
 
-def check_cdm(profile: NamedProfile) -> None:
-    """Stop early, naming the table/column, if the CDM cannot support a meaningful build."""
-    schema = profile.settings.cdm_schema
-    with connected(profile) as db:
-        if not db.schema_exists(schema):
-            raise InputDataError(f"CDM schema {schema!r} does not exist (profile {profile.name!r})")
-        present = set(db.tables(schema))
-        for table, needed in REQUIRED_COLUMNS.items():
-            if table not in present:
-                raise InputDataError(f"CDM table {schema}.{table} is missing")
-            have = set(db.columns(schema, table))
-            missing = [c for c in needed if c not in have]
-            if missing:
-                raise InputDataError(
-                    f"CDM table {schema}.{table} lacks column(s) {', '.join(missing)}"
-                )
-        n_concepts = db.scalar(f"select count(*) from {db.schema_ref(schema)}.concept")
-        if not n_concepts:
-            raise InputDataError(
-                f"CDM vocabulary table {schema}.concept is empty: concept sets cannot resolve"
-            )
+def check_cdm(profile: NamedProfile, accept_incomplete_vocabulary: bool = False) -> QualityReport:
+    """The data-quality stage: stop, naming table, column and example ids, on any error
+    (missing table or column, wrong type, duplicate key, NULL required field, empty
+    vocabulary table, CAR-T after death); return the report (its warnings) otherwise."""
+    from cohort_etl.quality import run_checks
+
+    report = run_checks(profile, accept_incomplete_vocabulary=accept_incomplete_vocabulary)
+    report.raise_for_errors()
+    for finding in report.warnings:
+        log.warning("data quality: %s", finding.describe())
+    return report
 
 
 class DbtBuild:
@@ -299,6 +209,9 @@ class DbtBuild:
     command : str
         ``build`` (seeds, models, data and unit tests), ``run`` (seeds and models only) or
         ``test`` (tests only, on an existing build).
+    accept_incomplete_vocabulary : bool
+        Let the data-quality stage pass an empty concept_ancestor / concept_relationship
+        (a warning in its report instead of an error).
     """
 
     def __init__(
@@ -309,6 +222,7 @@ class DbtBuild:
         target_dir: Path | None = None,
         concept_sets_dir: Path | None = None,
         command: str = "build",
+        accept_incomplete_vocabulary: bool = False,
     ) -> None:
         self.profile = profile
         self.select = select
@@ -316,6 +230,8 @@ class DbtBuild:
         self.target_dir = target_dir
         self.concept_sets_dir = concept_sets_dir
         self.command = command
+        self.accept_incomplete_vocabulary = accept_incomplete_vocabulary
+        self.quality: QualityReport | None = None
 
     def _target(self) -> Path:
         return self.target_dir or dbt_project_dir() / "target" / self.profile.name
@@ -334,9 +250,14 @@ class DbtBuild:
         """
         if self.command not in ("build", "run", "test"):
             raise ConfigError(f"unknown dbt command {self.command!r}")
-        check_cdm(self.profile)
+        self.quality = check_cdm(self.profile, self.accept_incomplete_vocabulary)
         with _build_lock():
-            return self._run_locked()
+            result = self._run_locked()
+        result.quality = self.quality
+        result.warnings = [
+            f"data quality: {f.describe()}" for f in self.quality.warnings
+        ] + result.warnings
+        return result
 
     def _run_locked(self) -> BuildResult:
         self.compile_concept_sets()

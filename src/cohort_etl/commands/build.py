@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cohort_etl.commands.options import profile_option
+from cohort_etl.commands.options import accept_vocabulary_option, profile_option
 from cohort_etl.config import get_profile
 from cohort_etl.dbt_runner import DbtBuild
 
@@ -14,13 +14,22 @@ from cohort_etl.dbt_runner import DbtBuild
 @click.option("--select", default=None, metavar="SELECTOR", help="dbt --select (default: all).")
 @click.option("--threads", type=click.IntRange(1, 64), default=None, help="dbt threads.")
 @click.option("--models-only", is_flag=True, help="Seeds and models without data/unit tests.")
+@accept_vocabulary_option
 def build(
-    profile_name: str | None, select: str | None, threads: int | None, models_only: bool
+    profile_name: str | None,
+    select: str | None,
+    threads: int | None,
+    models_only: bool,
+    accept_incomplete_vocabulary: bool,
 ) -> None:
     """Check the CDM, compile the concept sets, run dbt build; report counts and warnings."""
     profile = get_profile(profile_name)
     result = DbtBuild(
-        profile, select=select, threads=threads, command="run" if models_only else "build"
+        profile,
+        select=select,
+        threads=threads,
+        command="run" if models_only else "build",
+        accept_incomplete_vocabulary=accept_incomplete_vocabulary,
     ).run()
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)

@@ -4,6 +4,8 @@ connected vocabulary, concepts that the vocabulary does not have."""
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +80,15 @@ def vocabulary_issues(db: Database, sets: list[ConceptSet], schema: str) -> list
             int(cid): (None if reason is None or reason != reason else str(reason))
             for cid, reason in zip(frame["concept_id"], frame["invalid_reason"], strict=True)
         }
+    for mismatch in domain_mismatches(db, table, sets):
+        for index, cid, found in mismatch.concepts:
+            issues.append(
+                Issue(
+                    "warning",
+                    f"{mismatch.concept_set.path}:$.items[{index}].concept.CONCEPT_ID",
+                    f"concept {cid} is a {found} concept in a {mismatch.intended} concept set",
+                )
+            )
     for concept_set in sets:
         for index, item in enumerate(concept_set.expression.items):
             cid = item.concept.CONCEPT_ID
@@ -114,3 +125,57 @@ def vocabulary_issues(db: Database, sets: list[ConceptSet], schema: str) -> list
                     )
                 )
     return issues
+
+
+@dataclass(frozen=True)
+class DomainMismatch:
+    """Items of one concept set whose vocabulary domain is not the set's intended one."""
+
+    concept_set: ConceptSet
+    intended: str
+    concepts: list[tuple[int, int, str]]  # (item index, concept id, its vocabulary domain)
+
+    def message(self) -> str:
+        shown = ", ".join(f"{c} ({d})" for _, c, d in self.concepts[:5])
+        more = f" and {len(self.concepts) - 5} more" if len(self.concepts) > 5 else ""
+        return (
+            f"concept set {self.concept_set.name} ({self.concept_set.path.name}) is a "
+            f"{self.intended} set but names concept(s) of another domain: {shown}{more}"
+        )
+
+
+def domain_mismatches(
+    db: Database, concept_table: str, sets: Sequence[ConceptSet]
+) -> list[DomainMismatch]:
+    """Items whose vocabulary ``domain_id`` differs from their set's intended domain.
+
+    The intended domain is the one the set's items declare most often (ATLAS writes each
+    concept's DOMAIN_ID into the file), else the most common vocabulary domain of its
+    items; ties go to the alphabetically first. ``concept_table`` is a quoted reference.
+    """
+    ids = sorted({item.concept.CONCEPT_ID for s in sets for item in s.expression.items})
+    if not ids:
+        return []
+    frame = db.query_df(
+        f"select concept_id, domain_id from {concept_table} "
+        f"where concept_id in ({', '.join([db.param] * len(ids))})",
+        ids,
+    )
+    domain = {int(c): str(d) for c, d in zip(frame["concept_id"], frame["domain_id"], strict=True)}
+    out = []
+    for concept_set in sets:
+        items = concept_set.expression.items
+        declared = [i.concept.DOMAIN_ID for i in items if i.concept.DOMAIN_ID]
+        actual = [domain[i.concept.CONCEPT_ID] for i in items if i.concept.CONCEPT_ID in domain]
+        votes = Counter(declared or actual)
+        if not votes:
+            continue
+        intended = sorted(votes.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+        wrong = [
+            (index, i.concept.CONCEPT_ID, domain[i.concept.CONCEPT_ID])
+            for index, i in enumerate(items)
+            if i.concept.CONCEPT_ID in domain and domain[i.concept.CONCEPT_ID] != intended
+        ]
+        if wrong:
+            out.append(DomainMismatch(concept_set, intended, wrong))
+    return out
