@@ -20,6 +20,7 @@ from cohort_etl.concept_sets.registry import default_folder
 from cohort_etl.config import NamedProfile
 from cohort_etl.db import connected
 from cohort_etl.dbt_runner import BuildResult, DbtBuild, dbt_project_dir
+from cohort_etl.quality import QualityReport
 from cohort_etl.synthetic import vocabulary as v
 
 pytestmark = pytest.mark.slow
@@ -286,6 +287,17 @@ def test_failing_data_test_is_a_build_error_naming_it(
         cdm = db.schema_ref("cdm")
         db.execute(f"insert into {cdm}.person select * from {cdm}.person where person_id = 4")
     monkeypatch.setenv("COHORT_ETL_PROFILES", str(_profiles_file(tmp_path, profile)))
+    # a duplicate person is a source-data fault: the data-quality stage stops the build
+    # before dbt, naming the key and the id (exit 5)
+    with pytest.raises(SystemExit) as info:
+        run_cli(["build", "--select", "int__person_followup"])
+    assert info.value.code == 5
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "error: 1 value(s) of primary key cdm.person.person_id occur more than once (e.g. 4)"
+    )
+    # a fault that stage does not catch still fails dbt's own test, named, with exit 7
+    monkeypatch.setattr("cohort_etl.dbt_runner.check_cdm", lambda *args: QualityReport("cdm"))
     with pytest.raises(SystemExit) as info:
         run_cli(["build", "--select", "int__person_followup"])
     assert info.value.code == 7
