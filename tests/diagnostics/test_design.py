@@ -96,3 +96,31 @@ def test_outcome_extras(cohort: pd.DataFrame) -> None:
     assert rmst.difference_lower < rmst.difference < rmst.difference_upper
     assert ph is not None and 0 <= ph.global_p <= 1 and [t.term for t in ph.terms] == ["t"]
     assert fg is not None and fg.n_competing == int((code == 2).sum())
+
+
+def test_report_pieces(cohort: pd.DataFrame, tmp_path) -> None:
+    """Tables, the calibration plot and the headline lines of a design's diagnostics."""
+    from cohort_etl.diagnostics.report import (
+        calibration_figure,
+        controls_table,
+        headline_lines,
+        verdict_table,
+    )
+    from cohort_etl.diagnostics.results import DiagnosticsResult
+
+    spec = DiagnosticsSpec(negative_controls=[c.key for c in NEGATIVE_CONTROLS])
+    fit = CoxPH().fit(cohort["death_days"], np.ones(len(cohort)), cohort[["t"]])
+    d = evaluate_cox_design(
+        spec, design="published", outcome="os", frame=cohort, treat="t",
+        start=cohort["start"], end=cohort["end"], cox_fit=fit, n_events=len(cohort),
+        max_abs_smd=None, equipoise=None, n_treated_before=None, n_treated_after=None,
+        immortal_time=True,
+    )  # fmt: skip
+    table = verdict_table(d)
+    assert set(table["verdict"]) >= {"FAIL", "NOT EVALUATED"}
+    assert len(controls_table(d)) == 30
+    png = calibration_figure(d, tmp_path / "cal.png")
+    assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = dict(headline_lines(DiagnosticsResult(thresholds={}, designs={"published": d})))
+    assert lines["Diagnostics (published, os)"].startswith("FAIL: ")
+    assert "immortal time" in lines["Diagnostics (published, os)"]

@@ -8,6 +8,7 @@ came from.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -18,6 +19,8 @@ from cohort_etl.diagnostics.controls import calibrate_design, estimate_controls
 from cohort_etl.diagnostics.results import (
     DesignDiagnostics,
     FineGrayResult,
+    MatchingSensitivity,
+    MatchingSensitivityRow,
     PhTerm,
     PhTest,
     RmstResult,
@@ -172,3 +175,46 @@ def evaluate_cox_design(
         immortal_time=spec.immortal_time if immortal_time is None else immortal_time,
     )
     return design_diagnostics(design, outcome, checks, calibration, hr)
+
+
+def matching_sensitivity(
+    outcome: str,
+    grid: list[tuple[str, int, float | None]],
+    run: Callable[[str, int, float | None], tuple[pd.DataFrame, CoxPH]],
+    treat: str,
+) -> MatchingSensitivity:
+    """The primary HR under every (preset, seed, caliper) of ``grid``.
+
+    ``run(preset, seed, caliper)`` rematches and refits, returning the matched rows and
+    the Cox fit of the primary outcome (or raises a :class:`CohortEtlError`, recorded as
+    the row's reason). The range of the estimable HRs is reported beside the rows.
+    """
+    rows = []
+    for preset, seed, caliper in grid:
+        try:
+            matched, fit = run(preset, seed, caliper)
+            res = fit.result_
+            t = matched[treat].to_numpy()
+            rows.append(
+                MatchingSensitivityRow(
+                    preset=preset,
+                    seed=seed,
+                    caliper=caliper,
+                    n_treated=int((t == 1).sum()),
+                    n_control=int((t == 0).sum()),
+                    hr=float(res.hazard_ratio[0]),
+                    lower=float(res.ci_lower[0]),
+                    upper=float(res.ci_upper[0]),
+                )
+            )
+        except (CohortEtlError, np.linalg.LinAlgError) as exc:
+            rows.append(
+                MatchingSensitivityRow(preset=preset, seed=seed, caliper=caliper, reason=str(exc))
+            )
+    hrs = [r.hr for r in rows if r.hr is not None]
+    return MatchingSensitivity(
+        outcome=outcome,
+        rows=rows,
+        hr_min=min(hrs) if hrs else None,
+        hr_max=max(hrs) if hrs else None,
+    )
