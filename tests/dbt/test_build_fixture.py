@@ -155,7 +155,8 @@ def test_person_level_results(fixture_build: tuple) -> None:
         1,
         "2020-06-25",
     )
-    assert (s.relapse_site, s.cd19_status, s.age_at_relapse, s.sex) == (
+    assert (s.relapse_site, s.extramedullary_site, s.cd19_status, s.age_at_relapse, s.sex) == (
+        "isolated_cns",
         "cns",
         "negative",
         40,

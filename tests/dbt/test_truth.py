@@ -15,8 +15,11 @@ R3 (study B population): persons with an autologous HSCT after CAR-T (generator 
    auto_hsct) who relapse and receive salvage are in our study B cohort; the generator's
    expected_in_cohort_b flag counts category core only. Nothing in the published design
    excludes them.
-R4 (relapse site / CD19 without a relapse code): site and CD19 evidence is recorded with
-   the relapse code; when the relapse is uncoded (R2) both are 'unknown' in the mart.
+R4 (relapse site / CD19 without a work-up): the generator records the relapse work-up
+   (site and CD19 evidence) with the relapse code, and for an uncoded relapse (R2) after a
+   documented CAR-T remission without it (truth relapse_workup_recorded); an uncoded
+   progression of a non-responder, or an uncoded relapse before the response visit, has
+   none, so site and CD19 are 'unknown' in the mart.
 R6 (response not observable): CAR-T response (remission code, MRD) is assessed on day
    26-32; when follow-up ends first, the generator's simulated response is not in the CDM.
 R5 (repeated regimen without a relapse code): when a relapse before CAR-T is documented
@@ -27,6 +30,7 @@ R5 (repeated regimen without a relapse code): when a relapse before CAR-T is doc
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from tests.dbt.conftest import BuiltCdm
@@ -40,7 +44,8 @@ MODALITY = {
     "chemo_tki": "chemotherapy_tki",
     "chemo": "chemotherapy",
 }
-SITE = {"marrow": "bone_marrow", "cns": "cns", "emd": "extramedullary", "unknown": "unknown"}
+#: the generator's extramedullary site (relapse_site) -> the mart's extramedullary_site
+EMD_SITE = {"marrow": "none", "cns": "cns", "emd": "non_cns", "unknown": "unknown"}
 
 pytestmark = pytest.mark.slow
 
@@ -55,6 +60,8 @@ def _frames(built: BuiltCdm) -> dict[str, pd.DataFrame]:
             "truth": db.query_df(f"select * from {truth}.patients"),
             "a": db.query_df(f"select * from {results}.analysis_hsct_after_cart"),
             "b": db.query_df(f"select * from {results}.analysis_salvage_after_relapse"),
+            "lines": db.query_df(f"select * from {results}.int__salvage_lines"),
+            "params": db.query_df(f"select name, value from {truth}.parameters"),
             "refractory": db.query_df(
                 f"select person_id, condition_start_date as d from {cdm}.condition_occurrence "
                 f"where condition_concept_id = {v.ALL_REFRACTORY}"
@@ -151,14 +158,85 @@ def test_study_b_salvage_modality_cr_and_dates_agree(frames: dict[str, pd.DataFr
     assert len(set(m["salvage_modality"])) >= 3
 
 
-def test_relapse_site_and_cd19_agree_when_relapse_is_coded(frames: dict[str, pd.DataFrame]) -> None:
+def test_relapse_site_class_and_cd19_agree_where_the_cdm_records_the_workup(
+    frames: dict[str, pd.DataFrame],
+) -> None:
     truth, b = frames["truth"], frames["b"]
     m = truth[truth["expected_in_cohort_b"]].merge(b, on="person_id", suffixes=("_truth", ""))
+    recorded = m["relapse_workup_recorded"].astype(bool)
     coded = m["relapse_coded"].astype(bool)
-    site_ok = m["relapse_site_truth"].map(SITE) == m["relapse_site"]
-    cd19_ok = m["cd19_status_truth"] == m["cd19_status"]
-    assert site_ok[coded].all()
-    assert cd19_ok[coded].all()
-    assert (m.loc[~coded, "relapse_site"] == "unknown").all()  # R4
-    assert (m.loc[~coded, "cd19_status"] == "unknown").all()
-    assert {"bone_marrow", "cns"} <= set(m["relapse_site"])
+    assert (m.loc[recorded, "relapse_site_class"] == m.loc[recorded, "relapse_site"]).all()
+    emd = m["relapse_site_truth"].map(EMD_SITE)
+    assert (emd[recorded] == m.loc[recorded, "extramedullary_site"]).all()
+    assert (m.loc[recorded, "cd19_status_truth"] == m.loc[recorded, "cd19_status"]).all()
+    assert (recorded & ~coded).any(), "no uncoded relapse with a recorded work-up"
+    assert (m.loc[~recorded, "relapse_site"] == "unknown").all()  # R4
+    assert (m.loc[~recorded, "cd19_status"] == "unknown").all()
+    assert {"isolated_marrow", "isolated_cns", "combined"} <= set(m["relapse_site"])
+
+
+def _cr_probability(part: pd.DataFrame, params: dict[str, str], modality: str) -> np.ndarray:
+    """The generator's CR probability of each patient's salvage line (modality x site)."""
+    base = float(params[f"salvage.cr_{modality}"])
+    factor = {
+        "cns": float(params["salvage.cr_factor_cns"]),
+        "emd": float(params["salvage.cr_factor_emd"]),
+    }
+    site = part["relapse_site_truth"].map(factor).fillna(1.0).to_numpy(float)
+    return np.minimum(base * site, 0.97)
+
+
+def test_salvage_cr_by_modality_within_3_se_of_the_generator_with_line_bounded_cr(
+    frames: dict[str, pd.DataFrame],
+) -> None:
+    """CR of the salvage line per modality, with a CR credited only up to the next line,
+    against the generator's CR probabilities; a CR reached on the second line inside the
+    first line's window stays with the second line."""
+    truth, b, lines = frames["truth"], frames["b"], frames["lines"]
+    params = dict(frames["params"].itertuples(index=False, name=None))
+    m = truth[truth["expected_in_cohort_b"]].merge(b, on="person_id", suffixes=("_truth", ""))
+    m = m[m["cr_after_salvage"].notna()]  # response assessed inside follow-up
+    checked = 0
+    for theirs, ours in MODALITY.items():
+        part = m[m["salvage_modality"] == ours]
+        if len(part) < 5:
+            continue
+        p = _cr_probability(part, params, theirs)
+        observed, expected, se = part["cr"].sum(), p.sum(), np.sqrt((p * (1 - p)).sum())
+        assert abs(observed - expected) <= 3 * se, (ours, observed, expected, se)
+        checked += 1
+    assert checked >= 3
+    # the rule at work: second-line CRs inside the first line's CR window
+    first = lines[lines["salvage_line"] == 1].set_index("person_id")
+    second = lines[lines["salvage_line"] == 2].set_index("person_id")
+    late = truth[truth["cr_after_second_line"].fillna(False).astype(bool)]
+    late = late[late["person_id"].isin(first.index.intersection(second.index))]
+    for pid in late["person_id"]:
+        assert pd.isna(first.loc[pid, "cr_date"]), pid
+        cr2 = pd.to_datetime(second.loc[pid, "cr_date"])
+        start1 = pd.to_datetime(first.loc[pid, "line_start_date"])
+        assert (cr2 - start1).days <= 180  # an unbounded rule would credit it to line 1
+
+
+def test_efs_of_salvage_non_responders_ends_at_the_failed_response(
+    frames: dict[str, pd.DataFrame],
+) -> None:
+    """Non-responders fail at the response assessment (truth salvage_response_date), so
+    their event-free survival ends there, before their OS ends; responders' RFS starts at
+    the CR date, the truth's response assessment."""
+    truth, b = frames["truth"], frames["b"]
+    m = truth[truth["expected_in_cohort_b"]].merge(b, on="person_id", suffixes=("_truth", ""))
+    nr = m[(m["cr_after_salvage"] == False) & m["salvage_response_date"].notna()]  # noqa: E712
+    responders = m[m["cr_after_salvage"].fillna(False).astype(bool)]
+    assert len(nr) >= 5 and len(responders) >= 5
+    assert _same(nr["salvage_failure_date"], nr["salvage_response_date"]).all()
+    assert (nr["salvage_best_response"] == "no_remission").all()
+    assert _same(responders["cr_date"], responders["salvage_response_date"]).all()
+    assert responders["salvage_failure_date"].isna().all()
+    os_end = pd.to_datetime(nr["death_date"]).fillna(pd.to_datetime(nr["end_of_followup_date"]))
+    efs_end = pd.to_datetime(nr["salvage_failure_date"])
+    truth_differs = pd.to_datetime(nr["salvage_response_date"]) < pd.to_datetime(
+        nr["end_of_followup"]
+    )
+    assert truth_differs.sum() >= 5
+    assert (efs_end[truth_differs] < os_end[truth_differs]).all()

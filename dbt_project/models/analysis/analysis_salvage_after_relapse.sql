@@ -33,10 +33,22 @@ final as (
             end as integer
         ) as salvage_targeted,
         cast(salvage.salvage_start_date as date) as salvage_start_date,
+        cast(salvage.salvage_line_end_date as date) as salvage_line_end_date,
+        cast(salvage.salvage_best_response as {{ dbt.type_string() }}) as salvage_best_response,
         cast(case when salvage.cr_date is null then 0 else 1 end as integer) as cr,
         cast(salvage.cr_date as date) as cr_date,
+        cast(salvage.salvage_failure_date as date) as salvage_failure_date,
         cast(salvage.second_relapse_date as date) as second_relapse_date,
         cast(salvage.relapse_site as {{ dbt.type_string() }}) as relapse_site,
+        cast(salvage.extramedullary_site as {{ dbt.type_string() }}) as extramedullary_site,
+        cast(
+            case salvage.cd19_status when 'negative' then 1 when 'positive' then 0 end
+            as integer
+        ) as cd19_negative,
+        cast(
+            {{ day_number('salvage.relapse_date') }} - {{ day_number('salvage.cart_date') }}
+            as integer
+        ) as days_cart_to_relapse,
         cast(salvage.cd19_status as {{ dbt.type_string() }}) as cd19_status,
         cast(salvage.bcr_abl1_positive as integer) as bcr_abl1_positive,
         cast(salvage.prior_hsct as integer) as prior_hsct,

@@ -24,6 +24,8 @@ describes what was observable. Deliberate errors are added afterwards and counte
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -49,6 +51,13 @@ TECARTUS_APPROVAL = day(__import__("datetime").date(2021, 10, 1))
 AUCATZYL_APPROVAL = day(__import__("datetime").date(2024, 11, 8))
 BREYANZI_CLL_APPROVAL = day(__import__("datetime").date(2024, 3, 14))
 INF = 10**9
+#: relapse site class (truth) of an isolated relapse at each simulated site
+SITE_CLASS = {
+    "marrow": "isolated_marrow",
+    "cns": "isolated_cns",
+    "emd": "isolated_non_cns_emd",
+    "unknown": "unknown",
+}
 
 CATEGORIES = (
     "core",
@@ -90,12 +99,19 @@ class Truth:
     hsct_within_window: bool | None = None
     relapse_after_cart_date: int | None = None
     relapse_coded: bool | None = None
+    #: site and CD19 evidence of the relapse is in the CDM (coded, or after a CR)
+    relapse_workup_recorded: bool | None = None
     relapse_site: str | None = None
+    relapse_site_class: str | None = None
     cd19_status: str | None = None
     salvage_start_date: int | None = None
     salvage_modality: str | None = None
     salvage_targeted: bool | None = None
     cr_after_salvage: bool | None = None
+    salvage_response_date: int | None = None
+    second_line_start_date: int | None = None
+    second_line_modality: str | None = None
+    cr_after_second_line: bool | None = None
     second_relapse_date: int | None = None
     post_salvage_hsct_date: int | None = None
     death_date: int | None = None
@@ -116,6 +132,8 @@ _DATE_FIELDS = {
     "hsct_date",
     "relapse_after_cart_date",
     "salvage_start_date",
+    "salvage_response_date",
+    "second_line_start_date",
     "second_relapse_date",
     "post_salvage_hsct_date",
     "death_date",
@@ -436,6 +454,25 @@ class Simulator:
         self.core_covariates: list[tuple[float, int, bool]] = []
         self._buf: list[float] = []
         self._pos = 0
+        #: the side stream (rng, buffer, position): draws added after the main stream was
+        #: fixed (combined relapse sites, second salvage lines) come from here, so they do
+        #: not shift any draw of the main stream (the study A cohort stays the same)
+        self._side_state: tuple[np.random.Generator, list[float], int] = (
+            np.random.default_rng([params.seed, 2, 1]),
+            [],
+            0,
+        )
+
+    @contextmanager
+    def side_stream(self) -> Iterator[None]:
+        """Every draw inside this block comes from the side stream."""
+        main = (self.rng, self._buf, self._pos)
+        self.rng, self._buf, self._pos = self._side_state
+        try:
+            yield
+        finally:
+            self._side_state = (self.rng, self._buf, self._pos)
+            self.rng, self._buf, self._pos = main
 
     # --- small helpers --------------------------------------------------------------------
     # Scalar draws come from a buffered uniform stream (numpy scalar calls cost ~1 us
@@ -936,6 +973,9 @@ class Simulator:
             if t.lineage not in ("B", "T"):
                 site = "unknown"  # site codes below are ALL-specific
             t.relapse_site, t.cd19_status = site, cd19
+            with self.side_stream():
+                combined = site in ("cns", "emd") and self.bern(p.salvage.p_combined_given_emd)
+            t.relapse_site_class = "combined" if combined else SITE_CLASS[site]
             gets = self.bern(p.salvage.p_salvage)
             mod_i = 0
             if gets:
@@ -995,30 +1035,23 @@ class Simulator:
             t.relapse_after_cart_date = rdate
             coded = self.bern(0.9)
             t.relapse_coded = coded
+            # an uncoded relapse leaves its work-up only after a documented CAR-T remission
+            # (the response visit, day resp + 1): before it nothing marks a relapse
+            uncoded_workup = not coded and cr and rdate > resp + 1
+            t.relapse_workup_recorded = coded or uncoded_workup
             if coded:
                 vis = self.rec.visit(v.OUTPATIENT_VISIT, rdate)
                 if cr or t.lineage not in ("B", "T"):
                     self.disease_code("relapse", rdate, vis, t)
                 else:
                     self.snomed(v.ALL_REFRACTORY, rdate, vis)
-                if t.relapse_site == "cns":
-                    self.rec.procedure(v.CPT_62270_LUMBAR_PUNCTURE, rdate, visit=vis)
-                    self.rec.condition(v.MENINGEAL_LEUKEMIA, v.MENINGEAL_LEUKEMIA, rdate, vis)
-                    self.rec.condition(v.CNS_DISORDER_DUE_TO_ALL, v.ICD10CM_C79_49, rdate, vis)
-                elif t.relapse_site == "emd":
-                    self.rec.condition(v.EXTRAMEDULLARY_ALL, v.ICD10CM_C79_89, rdate, vis)
-                elif t.relapse_site == "marrow":
-                    self.rec.procedure(v.CPT_38221_BONE_MARROW_BIOPSY, rdate, visit=vis)
-                if t.cd19_status in ("positive", "negative"):
-                    pos = t.cd19_status == "positive"
-                    self.rec.measurement(
-                        v.CD19_CELLS_SPECIMEN,
-                        rdate,
-                        round(self.u(30, 90) if pos else self.u(0, 3), 1),
-                        v.POSITIVE if pos else v.NEGATIVE,
-                        v.UNIT_PERCENT,
-                        vis,
-                    )
+                self.relapse_workup(t, rdate, vis, coded=True)
+            elif uncoded_workup:
+                # uncoded relapse after a CR: the work-up is recorded, the relapse code is
+                # not (side stream: the main stream stays as it was without this record)
+                with self.side_stream():
+                    vis = self.rec.visit(v.OUTPATIENT_VISIT, rdate)
+                    self.relapse_workup(t, rdate, vis, coded=False)
             sdate = seen(S) if math.isfinite(S) else None
             if sdate is not None and salvage_modality is not None:
                 t.salvage_start_date = sdate
@@ -1028,11 +1061,13 @@ class Simulator:
                 self.salvage(t, sdate, salvage_modality, ph)
                 resp_s = sdate + self.ui(30, 45)
                 if resp_s <= eofu:
+                    t.salvage_response_date = resp_s
                     self.mrd(t, resp_s, bool(cr_s))
                     if cr_s:
                         self.status_visit(t, resp_s, "remission")
                     else:
                         self.status_visit(t, resp_s, "relapse")
+                        self.second_line(t, resp_s, eofu, ph)
                 else:
                     t.cr_after_salvage = None
                 r2 = seen(R2) if math.isfinite(R2) else None
@@ -1051,6 +1086,63 @@ class Simulator:
             self.rec.rows["death"].append(
                 {"person_id": t.person_id, "death_date": int(death), "death_type_concept_id": v.EHR}
             )
+
+    def relapse_workup(self, t: Truth, rdate: int, vis: int | None, coded: bool) -> None:
+        """Site and CD19 evidence of the relapse after CAR-T, recorded on its day.
+
+        CNS: lumbar puncture and CNS involvement codes; non-CNS extramedullary: C79.89;
+        marrow involvement (isolated or combined): a bone marrow biopsy, plus a detected
+        MRD when the relapse itself is not coded (positive evidence without a code).
+        """
+        if t.relapse_site == "cns":
+            self.rec.procedure(v.CPT_62270_LUMBAR_PUNCTURE, rdate, visit=vis)
+            self.rec.condition(v.MENINGEAL_LEUKEMIA, v.MENINGEAL_LEUKEMIA, rdate, vis)
+            self.rec.condition(v.CNS_DISORDER_DUE_TO_ALL, v.ICD10CM_C79_49, rdate, vis)
+        elif t.relapse_site == "emd":
+            self.rec.condition(v.EXTRAMEDULLARY_ALL, v.ICD10CM_C79_89, rdate, vis)
+        if t.relapse_site_class in ("isolated_marrow", "combined"):
+            self.rec.procedure(v.CPT_38221_BONE_MARROW_BIOPSY, rdate, visit=vis)
+            if not coded:
+                self.mrd(t, rdate, negative=False)
+        if t.cd19_status in ("positive", "negative"):
+            pos = t.cd19_status == "positive"
+            self.rec.measurement(
+                v.CD19_CELLS_SPECIMEN,
+                rdate,
+                round(self.u(30, 90) if pos else self.u(0, 3), 1),
+                v.POSITIVE if pos else v.NEGATIVE,
+                v.UNIT_PERCENT,
+                vis,
+            )
+
+    def second_line(self, t: Truth, failed: int, eofu: int, ph: bool) -> None:
+        """A second salvage line after a failed first one (side stream only).
+
+        Its remission is dated 67-111 days after the first salvage start, inside the CR
+        window of the first line: only a rule that stops the first line's CR at the next
+        line's start keeps it off the first line. The death time drawn before is kept.
+        """
+        p = self.p
+        with self.side_stream():
+            if not self.bern(p.salvage.p_second_line_given_no_cr):
+                return
+            start = failed + self.ui(*p.salvage.second_line_gap_days)
+            probs = hz.salvage_probabilities(
+                p, t.cd19_status == "negative", ph, t.lineage == "B"
+            )
+            modality = self.pick(hz.SALVAGE_MODALITIES, probs[0].tolist())
+            site = hz.RELAPSE_SITES.index(t.relapse_site or "unknown")
+            pcr = hz.salvage_cr_probability(p, hz.SALVAGE_MODALITIES.index(modality), site)
+            cr2 = self.bern(float(pcr))
+            response = start + self.ui(30, 45)
+            if start > eofu:
+                return
+            t.second_line_start_date, t.second_line_modality = start, modality
+            self.salvage(t, start, modality, ph)
+            if response <= eofu:
+                t.cr_after_second_line = cr2
+                self.mrd(t, response, cr2)
+                self.status_visit(t, response, "remission" if cr2 else "relapse")
 
     def salvage(self, t: Truth, date: int, modality: str, ph: bool) -> None:
         if modality == "reinfusion":

@@ -48,6 +48,13 @@ class SalvageModel:
     cr_factor_emd: float = 0.3
     #: share of relapsing patients who receive salvage therapy (others: palliative care)
     p_salvage: float = 0.88
+    #: share of CNS / non-CNS extramedullary relapses with marrow involvement too
+    #: (combined relapse); drawn from the side stream (see natural_history.py)
+    p_combined_given_emd: float = 0.4
+    #: share of salvage non-responders given a second salvage line, started this many
+    #: days after the failed response assessment (side stream)
+    p_second_line_given_no_cr: float = 0.6
+    second_line_gap_days: tuple[int, int] = (7, 21)
 
 
 @dataclass(frozen=True)
