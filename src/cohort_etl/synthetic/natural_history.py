@@ -1127,9 +1127,7 @@ class Simulator:
             if not self.bern(p.salvage.p_second_line_given_no_cr):
                 return
             start = failed + self.ui(*p.salvage.second_line_gap_days)
-            probs = hz.salvage_probabilities(
-                p, t.cd19_status == "negative", ph, t.lineage == "B"
-            )
+            probs = hz.salvage_probabilities(p, t.cd19_status == "negative", ph, t.lineage == "B")
             modality = self.pick(hz.SALVAGE_MODALITIES, probs[0].tolist())
             site = hz.RELAPSE_SITES.index(t.relapse_site or "unknown")
             pcr = hz.salvage_cr_probability(p, hz.SALVAGE_MODALITIES.index(modality), site)
