@@ -167,7 +167,12 @@ def table_one(
     if weights is not None:
         stages.append(("after matching", np.asarray(weights, dtype=float)))
     rows: list[dict[str, object]] = []
-    smd_by = smd.set_index("covariate") if smd is not None else None
+    smd_by: dict[str, dict[str, float]] | None = None
+    if smd is not None:
+        smd_by = {
+            str(c): {"before": float(b), "after": float(a)}
+            for c, b, a in zip(smd["covariate"], smd["smd_before"], smd["smd_after"], strict=True)
+        }
     for col in covariates:
         series = data[col]
         if col in forced or is_categorical(series):
@@ -192,9 +197,8 @@ def table_one(
             for stage, w in stages:
                 row[f"{arm_labels[0]}, {stage}"] = _cells(x[t], w[t], binary)
                 row[f"{arm_labels[1]}, {stage}"] = _cells(x[~t], w[~t], binary)
-                if smd_by is not None and key in smd_by.index:
-                    kind = "before" if stage == "before matching" else "after"
-                    value = float(pd.to_numeric(smd_by.loc[key, f"smd_{kind}"]))
+                if smd_by is not None and key in smd_by:
+                    value = smd_by[key]["before" if stage == "before matching" else "after"]
                     row[f"SMD, {stage}"] = "–" if np.isnan(value) else f"{value:.3f}"
             rows.append(row)
     n_row: dict[str, object] = {"Characteristic": "Patients, n"}
