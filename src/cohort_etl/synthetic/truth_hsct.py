@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,6 +29,55 @@ N_SIMULATED = 200_000
 HORIZON_DAYS = 1826.0
 #: late transplants (outside the study window) happen with this probability
 P_LATE_HSCT = 0.05
+#: horizons (days) of the survival and cumulative-incidence truths of the strategy contrast
+STRATEGY_HORIZONS = ((1, 365.0), (5, 1826.0))
+
+
+@dataclass(frozen=True)
+class StrategyTruth:
+    """Truth of the target-trial strategy contrast (docs/synthetic.md).
+
+    Strategy *within grace*: every core CAR-T patient in complete remission after the
+    infusion gets the allogeneic HSCT on a day drawn from the generator's transplant-timing
+    distribution (inside the grace period = ``hsct_window_days``) if alive and relapse-free
+    that day; non-responders are never eligible. Strategy *never*: no allogeneic HSCT.
+    Population: all core CAR-T patients; time zero: the infusion.
+
+    Attributes
+    ----------
+    os_hr : float
+        Marginal hazard ratio of death (within grace vs never), Cox on the two
+        counterfactual worlds to 5 years.
+    os_survival : dict
+        ``{(years, strategy): survival}`` for years 1 and 5, strategy ``within_grace`` /
+        ``never``.
+    relapse_cif : dict
+        Cumulative incidence of relapse (death before relapse competing), same keys.
+    rfs : dict
+        Relapse-free survival, same keys.
+    grace_days : int
+    """
+
+    os_hr: float
+    os_survival: dict[tuple[int, str], float]
+    relapse_cif: dict[tuple[int, str], float]
+    rfs: dict[tuple[int, str], float]
+    grace_days: int
+
+    def as_rows(self) -> list[tuple[str, str]]:
+        rows = [
+            ("truth.hsct_os_hr_strategy", f"{self.os_hr:.6f}"),
+            ("truth.hsct_strategy_grace_days", str(self.grace_days)),
+        ]
+        for label, table in (("os_surv", self.os_survival), ("relapse_cif", self.relapse_cif), ("rfs", self.rfs)):
+            for years, _ in STRATEGY_HORIZONS:
+                a, b = table[(years, "within_grace")], table[(years, "never")]
+                rows += [
+                    (f"truth.hsct_{label}_{years}y_within_grace", f"{a:.6f}"),
+                    (f"truth.hsct_{label}_{years}y_never", f"{b:.6f}"),
+                    (f"truth.hsct_{label}_{years}y_difference", f"{a - b:.6f}"),
+                ]
+        return rows
 
 
 @dataclass(frozen=True)
@@ -69,6 +119,7 @@ class HsctTruth:
     p_planned: float
     p_transplanted: float
     n_simulated: int
+    strategy: StrategyTruth | None = None
 
     def as_rows(self) -> list[tuple[str, str]]:
         """``truth.*`` rows for the ``synthetic_truth.parameters`` table."""
@@ -80,7 +131,7 @@ class HsctTruth:
             ("truth.hsct_p_transplanted", f"{self.p_transplanted:.6f}"),
             ("truth.hsct_n_simulated", str(self.n_simulated)),
             ("truth.hsct_horizon_days", str(int(HORIZON_DAYS))),
-        ]
+        ] + (self.strategy.as_rows() if self.strategy is not None else [])
 
 
 def cox_hr_binary(
@@ -209,6 +260,9 @@ def hsct_truth(params: SynthParams, covariates: CoreCovariates, n: int = N_SIMUL
         return cox_hr_binary(np.minimum(time, HORIZON_DAYS), event, arm)
 
     # relapse: death before relapse censors (cause-specific hazard)
+    strategy = _strategy_truth(
+        params, cov, responder, planned_day, draws, rel0, death0, hr_of=cox_hr_binary
+    )
     r0 = np.where(rel0 <= death0, rel0, np.inf)
     r1 = np.where(rel1 <= death1, rel1, np.inf)
     stop0 = np.minimum(np.minimum(rel0, death0), HORIZON_DAYS)
@@ -224,6 +278,45 @@ def hsct_truth(params: SynthParams, covariates: CoreCovariates, n: int = N_SIMUL
         p_planned=float(planned.mean()),
         p_transplanted=float(transplanted.mean()),
         n_simulated=n,
+        strategy=strategy,
+    )
+
+
+def _strategy_truth(
+    params: SynthParams,
+    cov: CoreCovariates,
+    responder: NDArray[np.bool_],
+    planned_day: NDArray[np.float64],
+    draws: dict[str, NDArray[np.float64]],
+    rel0: NDArray[np.float64],
+    death0: NDArray[np.float64],
+    hr_of: Any,
+) -> StrategyTruth:
+    """The strategy contrast of :class:`StrategyTruth` on the simulated population.
+
+    ``planned_day`` is the generator's transplant-timing draw (lognormal around
+    ``hsct_median_days``, clipped to [40, window - 5]); the *never* world (``rel0``,
+    ``death0``) shares every random number with the *within grace* world.
+    """
+    rel1, death1 = _world(params, np.where(responder, planned_day, np.inf), cov, responder, draws)
+    n = death0.size
+    time = np.minimum(np.concatenate([death0, death1]), HORIZON_DAYS)
+    event = np.concatenate([death0, death1]) <= HORIZON_DAYS
+    arm = np.concatenate([np.zeros(n, bool), np.ones(n, bool)])
+    surv: dict[tuple[int, str], float] = {}
+    cif: dict[tuple[int, str], float] = {}
+    rfs: dict[tuple[int, str], float] = {}
+    for years, h in STRATEGY_HORIZONS:
+        for name, rel, death in (("within_grace", rel1, death1), ("never", rel0, death0)):
+            surv[(years, name)] = float(np.mean(death > h))
+            cif[(years, name)] = float(np.mean((rel <= h) & (rel <= death)))
+            rfs[(years, name)] = float(np.mean(np.minimum(rel, death) > h))
+    return StrategyTruth(
+        os_hr=hr_of(time, event, arm),
+        os_survival=surv,
+        relapse_cif=cif,
+        rfs=rfs,
+        grace_days=int(params.hsct_window_days),
     )
 
 
