@@ -310,7 +310,7 @@ class CloneRows:
                 "stop": self.stop,
                 "event": self.event.astype(np.int64),
                 "arm": self.arm,
-                "weight": self.weight,
+                "weight": self.weight if self.weight.size == self.arm.size else 1.0,
             }
         )
 
@@ -362,15 +362,17 @@ class _GridHazard:
     def empty(self) -> bool:
         return self.j_hi == self.j_lo or not self.y.any()
 
-    def fit(self, freq: FloatArray, ridge: float, start: tuple[Any, Any] | None) -> tuple[FloatArray, FloatArray]:
+    def fit(
+        self, freq: FloatArray, ridge: float, start: tuple[Any, Any] | None, numerator: bool
+    ) -> tuple[FloatArray, FloatArray]:
+        """(full, numerator) coefficients; the numerator model only when ``numerator``."""
         if self.empty:
             return np.zeros(self.X.shape[1]), np.zeros(self.Xnum.shape[1])
         f = freq[self.person]
         s = start or (None, None)
-        return (
-            logistic_fit(self.X, self.y, f, ridge, s[0]),
-            logistic_fit(self.Xnum, self.y, f, ridge, s[1]),
-        )
+        full = logistic_fit(self.X, self.y, f, ridge, s[0])
+        num = logistic_fit(self.Xnum, self.y, f, ridge, s[1]) if numerator else np.zeros(0)
+        return full, num
 
     def hazards(self, beta: FloatArray, marginal: bool) -> FloatArray:
         """Dense (persons, intervals) hazards of every person in every interval."""
@@ -476,9 +478,10 @@ class TargetTrial:
     ) -> tuple[Any, ...]:
         """Coefficients (full, numerator) of the never-clone and within-grace models."""
         s = start or ((None, None), (None, None))
+        stab = self.opt.stabilized
         return (
-            self.model0.fit(freq, self.opt.ridge, s[0]),
-            self.model1.fit(freq, self.opt.ridge, s[1]),
+            self.model0.fit(freq, self.opt.ridge, s[0], stab),
+            self.model1.fit(freq, self.opt.ridge, s[1], stab),
         )
 
     @staticmethod
