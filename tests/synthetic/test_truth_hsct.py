@@ -74,3 +74,49 @@ def test_truth_rows_are_written(small_cdm: Generated) -> None:
     itt, att = float(rows["truth.hsct_os_hr_itt"]), float(rows["truth.hsct_os_hr_att"])
     assert 0 < att < 1 and 0 < itt < 1
     assert int(rows["truth.hsct_n_simulated"]) == 200_000
+    strategy = float(rows["truth.hsct_os_hr_strategy"])
+    assert 0 < strategy < 1
+    for label in ("os_surv", "relapse_cif", "rfs"):
+        for years in (1, 5):
+            a = float(rows[f"truth.hsct_{label}_{years}y_within_grace"])
+            b = float(rows[f"truth.hsct_{label}_{years}y_never"])
+            diff = float(rows[f"truth.hsct_{label}_{years}y_difference"])
+            assert diff == pytest.approx(a - b, abs=2e-6)
+
+
+def test_strategy_truth_without_effect_is_null() -> None:
+    """No HSCT effect on death or relapse: the two worlds share every random number, so
+    the strategy worlds are identical up to rounding in the piecewise hazard inversion
+    (a breakpoint at the HSCT day with equal rates on both sides)."""
+    truth = hsct_truth(SynthParams(hsct_hr_os=1.0, hsct_hr_relapse=1.0), _covariates(), 20_000)
+    s = truth.strategy
+    assert s is not None
+    assert s.os_hr == pytest.approx(1.0, abs=1e-5)
+    for table in (s.os_survival, s.relapse_cif, s.rfs):
+        for years in (1, 5):
+            assert table[(years, "within_grace")] == pytest.approx(
+                table[(years, "never")], abs=1e-4
+            )
+
+
+def test_strategy_truth_without_relapse_or_heterogeneity() -> None:
+    """No relapse, one death rate, every patient a responder: the *within grace* world
+    multiplies each patient's hazard by ``hsct_hr_os`` from the planned day on, so its
+    5-year survival is the closed form exp(-r (d + hr (1826 - d))) averaged over the
+    planned days d (simulated with the same timing draw)."""
+    import math as m
+
+    p = SynthParams(
+        relapse_rate=0.0, death_coef_age10=0.0, death_coef_burden=0.0, hsct_hr_os=0.5,
+        p_cr_after_cart=1.0,
+    )
+    truth = hsct_truth(p, _covariates(), 200_000)
+    s = truth.strategy
+    assert s is not None
+    r = p.death_rate / 365.25
+    rng = np.random.default_rng(0)
+    d = np.clip(rng.lognormal(m.log(p.hsct_median_days), 0.35, 400_000), 40, p.hsct_window_days - 5)
+    expected = float(np.mean(np.exp(-r * (d + 0.5 * (1826 - d)))))
+    assert s.os_survival[(5, "never")] == pytest.approx(m.exp(-r * 1826), abs=0.004)
+    assert s.os_survival[(5, "within_grace")] == pytest.approx(expected, abs=0.004)
+    assert s.relapse_cif[(5, "never")] == 0.0

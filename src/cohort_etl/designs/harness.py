@@ -71,7 +71,13 @@ def one_seed(seed: int, n_boot: int = 500, truth_n: int = 100_000) -> dict[str, 
     assert draw.truth.strategy is not None
     truth = math.log(draw.truth.strategy.os_hr)
     data = clone_data_from_frame(draw.data, covariates=TT_COVARIATES)
-    out: dict[str, Any] = {"seed": seed, "n": data.n, "truth_log_hr": truth}
+    out: dict[str, Any] = {
+        "seed": seed,
+        "n": data.n,
+        "n_boot": n_boot,
+        "truth_n": truth_n,
+        "truth_log_hr": truth,
+    }
     tt = run_target_trial(data, TargetTrialOptions(n_boot=n_boot, seed=seed))
     assert tt.hr_lower is not None and tt.hr_upper is not None
     tt_check = immortal_time_check(np.ones(2 * data.n), np.zeros(2 * data.n), np.r_[data.time, data.time], np.r_[data.event, data.event])
@@ -131,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=200)
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--n-boot", type=int, default=500)
+    ap.add_argument("--truth-n", type=int, default=100_000)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--summary", action="store_true")
     args = ap.parse_args(argv)
@@ -145,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 if seed in done:
                     continue
-                row = one_seed(seed, n_boot=args.n_boot)
+                row = one_seed(seed, n_boot=args.n_boot, truth_n=args.truth_n)
                 done[seed] = row
                 fh.write(json.dumps(row) + "\n")
                 fh.flush()

@@ -103,7 +103,9 @@ def draw_study_a(params: SynthParams, truth_n: int = 200_000) -> StudyADraw:
     concept) or the start of salvage therapy, whichever is first. ``ph_positive``: a Ph+ ALL
     code or a positive BCR-ABL1 test on or before the index; ``cr_after_cart`` /
     ``mrd_negative_after_cart``: a remission code / an undetectable MRD test within
-    ``response_window_days`` (60) after it. Everything else from the ground-truth row.
+    ``response_window_days`` (60) after it. Everything else from the ground-truth row
+    (``prior_lines``: the generator's number of lines, which the mart's regimen algorithm
+    reproduces for all but about 1 in 500 persons).
     """
     sim = Simulator(params, first_person_id=params.persons + 1)
     sim.simulate()

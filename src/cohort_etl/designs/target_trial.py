@@ -241,8 +241,9 @@ def logistic_fit(
 ) -> FloatArray:
     """Weighted logistic regression by Newton-Raphson (first column: intercept).
 
-    ``freq`` are case weights; ``ridge`` penalises every coefficient but the intercept
-    (columns are expected standardised). Step-halving when the penalised deviance rises.
+    ``freq`` are case weights and ``y`` may be a proportion (collapsed binomial rows);
+    ``ridge`` penalises every coefficient but the intercept (columns are expected
+    standardised). Step-halving when the penalised deviance rises.
     """
     q = X.shape[1]
     beta = np.zeros(q) if start is None else start.copy()
@@ -354,9 +355,23 @@ class _GridHazard:
         pi, ji = np.nonzero(self.elig[:, self.j_lo : self.j_hi])
         self.person = pi
         self.y = event[pi, ji + self.j_lo].astype(np.float64)
-        self.X = np.column_stack([self.time_design[ji], xs[pi]])
-        self.Xnum = self.time_design[ji]
         self.xs = xs
+        # identical design rows (same interval, same covariates) are collapsed: the
+        # likelihood only needs their summed case weights and summed events
+        if xs.shape[1]:
+            xu, xpat = np.unique(xs, axis=0, return_inverse=True)
+            xpat = xpat.reshape(-1)
+        else:
+            xu, xpat = np.zeros((1, 0)), np.zeros(xs.shape[0], np.int64)
+        self.xu, self.xpat = xu, xpat
+        self.n_elig = self.elig.sum(axis=1)
+        key = ji.astype(np.int64) * xu.shape[0] + xpat[pi]
+        ukey, self.pattern = np.unique(key, return_inverse=True)
+        self.pattern = self.pattern.reshape(-1)
+        uj, ux = ukey // xu.shape[0], ukey % xu.shape[0]
+        self.X = np.column_stack([self.time_design[uj], xu[ux]])
+        self.Xnum = self.time_design[uj]
+        self.n_pattern = ukey.size
 
     @property
     def empty(self) -> bool:
@@ -369,24 +384,36 @@ class _GridHazard:
         if self.empty:
             return np.zeros(self.X.shape[1]), np.zeros(self.Xnum.shape[1])
         f = freq[self.person]
+        n = np.bincount(self.pattern, weights=f, minlength=self.n_pattern)
+        ev = np.bincount(self.pattern, weights=f * self.y, minlength=self.n_pattern)
+        y = np.divide(ev, n, out=np.zeros_like(ev), where=n > 0)
         s = start or (None, None)
-        full = logistic_fit(self.X, self.y, f, ridge, s[0])
-        num = logistic_fit(self.Xnum, self.y, f, ridge, s[1]) if numerator else np.zeros(0)
-        return full, num
+        full = logistic_fit(self.X, y, n, ridge, s[0])
+        if not numerator:
+            return full, np.zeros(0)
+        # the numerator model depends on the interval only
+        tj = self.Xnum
+        return full, logistic_fit(tj, y, n, ridge, s[1])
 
-    def hazards(self, beta: FloatArray, marginal: bool) -> FloatArray:
-        """Dense (persons, intervals) hazards of every person in every interval."""
-        n = self.xs.shape[0]
-        h = np.zeros((n, self.k))
+    def cum_log_unexposed(self, beta: FloatArray, marginal: bool) -> tuple[FloatArray, IntArray]:
+        """``C[q, k]`` = sum over intervals j < k of log(1 - h_j) for covariate pattern q,
+        and each person's pattern row. Eligibility is a prefix of the intervals (it ends
+        at the first of exposure, relapse and end of follow-up), so a person's
+        log P(unexposed at bound k | eligible history) is ``C[row, min(k, n_eligible)]``."""
+        rows = self.xu.shape[0] if not marginal else 1
+        c = np.zeros((rows, self.k + 1))
+        who = np.zeros(self.xpat.size, np.int64) if marginal else self.xpat
         if self.empty:
-            return h
+            return c, who
         qt = self.time_design.shape[1]
         eta_t = self.time_design @ beta[:qt]
-        eta_x = np.zeros(n) if marginal else self.xs @ beta[qt:]
+        eta_x = np.zeros(rows) if marginal else self.xu @ beta[qt:]
         with np.errstate(over="ignore"):
-            hh = 1.0 / (1.0 + np.exp(-(eta_x[:, None] + eta_t[None, :])))
-        h[:, self.j_lo : self.j_hi] = np.minimum(hh, 1 - 1e-12)
-        return h
+            h = 1.0 / (1.0 + np.exp(-(eta_x[:, None] + eta_t[None, :])))
+        logq = np.zeros((rows, self.k))
+        logq[:, self.j_lo : self.j_hi] = np.log1p(-np.minimum(h, 1 - 1e-12))
+        np.cumsum(logq, axis=1, out=c[:, 1:])
+        return c, who
 
 
 class TargetTrial:
@@ -449,6 +476,14 @@ class TargetTrial:
         p1, k1, s1, t1 = self._split(self.model1.bounds, exit1)
         ev1 = (t1 == exit1[p1]) & event1[p1]
         self.k0, self.k1 = k0, k1
+        # flat indices into the (pattern, bound) tables of cum_log_unexposed
+        m0, m1 = self.model0, self.model1
+        self._col0 = np.minimum(k0, m0.n_elig[p0])
+        self._flat0 = m0.xpat[p0] * (m0.k + 1) + self._col0
+        self._col1 = np.minimum(np.minimum(k1, m1.k), m1.n_elig[p1])
+        self._flat1 = m1.xpat[p1] * (m1.k + 1) + self._col1
+        kx = np.searchsorted(self.model1.bounds, self.e_in, side="left") - 1
+        self.after1 = np.isfinite(self.e_in[p1]) & (np.minimum(k1, self.model1.k) > kx[p1])
         self.rows = CloneRows(
             start=np.concatenate([s0, s1]),
             stop=np.concatenate([t0, t1]),
@@ -459,18 +494,21 @@ class TargetTrial:
         self.n0_rows = p0.size
 
     def _build_aggregation(self) -> None:
+        """Index every row once: with them, per-time sums are two bincounts per replicate.
+
+        At event time ``t_g`` a row is at risk when ``start < t_g <= stop``: it enters the
+        running sum at the first event time after its start and leaves it at the first
+        event time after its stop.
+        """
         r = self.rows
         self.times = np.unique(r.stop[r.event])
-        self.ev_index = np.searchsorted(self.times, r.stop)  # valid where event
-        self._agg = []
-        for a in (0, 1):
-            rows = np.flatnonzero(r.arm == a)
-            o_start = rows[np.argsort(r.start[rows], kind="stable")]
-            o_stop = rows[np.argsort(r.stop[rows], kind="stable")]
-            ia = np.searchsorted(r.start[o_start], self.times, side="left")
-            ib = np.searchsorted(r.stop[o_stop], self.times, side="left")
-            ev = rows[r.event[rows]]
-            self._agg.append((o_start, o_stop, ia, ib, ev))
+        nt = self.nt = self.times.size
+        enter = np.searchsorted(self.times, r.start, side="right")
+        leave = np.searchsorted(self.times, r.stop, side="right")
+        self.idx_enter = r.arm * (nt + 1) + enter
+        self.idx_leave = r.arm * (nt + 1) + leave
+        self.ev_rows = np.flatnonzero(r.event)
+        self.idx_event = r.arm[self.ev_rows] * nt + np.searchsorted(self.times, r.stop[self.ev_rows])
 
     # ---------------------------------------------------------------------- weights
     def model_coefficients(
@@ -484,21 +522,18 @@ class TargetTrial:
             self.model1.fit(freq, self.opt.ridge, s[1], stab),
         )
 
-    @staticmethod
-    def _log_uncensored(model: _GridHazard, h: FloatArray) -> FloatArray:
-        """log P(unexposed at each bound | eligible history), shape (n, k + 1)."""
-        out = np.zeros((h.shape[0], h.shape[1] + 1))
-        np.cumsum(np.where(model.elig, np.log1p(-h), 0.0), axis=1, out=out[:, 1:])
-        return out
-
-    def _within_weights(self, beta: FloatArray, marginal: bool) -> tuple[FloatArray, FloatArray]:
-        """Per-bound weight of the unexposed and the post-exposure weight (1 / p)."""
+    def _within_weights(
+        self, beta: FloatArray, marginal: bool, p1: IntArray, k1: IntArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Weight of each within-grace row if unexposed, and each person's 1 / p."""
         m = self.model1
-        h = m.hazards(beta, marginal)
-        u = np.exp(self._log_uncensored(m, h))
-        p = 1.0 - np.exp(np.sum(np.log1p(-h), axis=1))
+        c, who = m.cum_log_unexposed(beta, marginal)
+        col = self._col1
+        u = np.exp(c.ravel()[col] if marginal else c.ravel()[self._flat1])
+        p = 1.0 - np.exp(c[who, m.k])
+        pp = p[p1]
         with np.errstate(divide="ignore", invalid="ignore"):
-            w_un = np.where(p[:, None] > 0, (u - (1.0 - p)[:, None]) / (p[:, None] * u), 1.0)
+            w_un = np.where(pp > 0, (u - (1.0 - pp)) / (pp * u), 1.0)
             w_ex = np.where(p > 0, 1.0 / p, 1.0)
         return np.maximum(w_un, 0.0), w_ex
 
@@ -512,28 +547,26 @@ class TargetTrial:
         # never clone: 1 / P(unexposed so far), cumulated over eligible intervals j < k
         m0 = self.model0
         if m0.k:
-            log_u = self._log_uncensored(m0, m0.hazards(b0, False))
+            c, _who = m0.cum_log_unexposed(b0, False)
+            log_u = c.ravel()[self._flat0]
             if self.opt.stabilized:
-                log_u -= self._log_uncensored(m0, m0.hazards(b0n, True))
-            p0 = r.person[: self.n0_rows]
-            w[: self.n0_rows] = np.exp(-log_u[p0, np.minimum(self.k0, m0.k)])
+                cn, _whon = m0.cum_log_unexposed(b0n, True)
+                log_u = log_u - cn.ravel()[self._col0]
+            w[: self.n0_rows] = np.exp(-log_u)
         # within-grace clone: unexposed rows carry S_strategy / P(unexposed); after the
         # exposure interval, 1 / P(exposed within G)
         m1 = self.model1
         p1 = r.person[self.n0_rows :]
         k1 = np.minimum(self.k1, m1.k)
-        w_un, w_ex = self._within_weights(b1, False)
+        w_un, w_ex = self._within_weights(b1, False, p1, k1)
         if self.opt.stabilized:
-            n_un, n_ex = self._within_weights(b1n, True)
+            n_un, n_ex = self._within_weights(b1n, True, p1, k1)
             with np.errstate(divide="ignore", invalid="ignore"):
                 w_un = np.where(n_un > 0, w_un / np.where(n_un > 0, n_un, 1.0), w_un)
             w_ex = w_ex / n_ex
         # interval of the exposure (exposure in (b[j], b[j+1]] -> j); weight from j + 1 on
-        kx = np.searchsorted(m1.bounds, self.e_in, side="left") - 1
-        after = np.isfinite(self.e_in[p1]) & (k1 > kx[p1])
-        # unexposed: weight at the row's interval start (frozen once ineligible)
-        w1 = np.where(after, w_ex[p1], w_un[p1, k1])
-        w[self.n0_rows :] = w1
+        after = self.after1
+        w[self.n0_rows :] = np.where(after, w_ex[p1], w_un)
         tp = self.opt.truncate_percentile
         if tp is not None and tp < 100:
             cap = float(np.percentile(w[w > 0], tp))
@@ -543,17 +576,17 @@ class TargetTrial:
     # ------------------------------------------------------------------- estimates
     def _sums(self, wf: FloatArray, mult: FloatArray) -> tuple[list[FloatArray], ...]:
         """Per arm: weighted at-risk R, weighted deaths D, death multiplicity m."""
-        r = self.rows
-        R, D, M = [], [], []
-        nt = self.times.size
-        for o_start, o_stop, ia, ib, ev in self._agg:
-            ca = np.concatenate([[0.0], np.cumsum(wf[o_start])])
-            cb = np.concatenate([[0.0], np.cumsum(wf[o_stop])])
-            R.append(ca[ia] - cb[ib])
-            D.append(np.bincount(self.ev_index[ev], weights=wf[ev], minlength=nt))
-            M.append(np.bincount(self.ev_index[ev], weights=mult[ev], minlength=nt))
-        del r
-        return R, D, M
+        nt = self.nt
+        size = 2 * (nt + 1)
+        net = np.bincount(self.idx_enter, weights=wf, minlength=size) - np.bincount(
+            self.idx_leave, weights=wf, minlength=size
+        )
+        net = net.reshape(2, nt + 1)
+        risk = np.cumsum(net, axis=1)[:, :nt]
+        ev = self.ev_rows
+        d = np.bincount(self.idx_event, weights=wf[ev], minlength=2 * nt).reshape(2, nt)
+        m = np.bincount(self.idx_event, weights=mult[ev], minlength=2 * nt).reshape(2, nt)
+        return [risk[0], risk[1]], [d[0], d[1]], [m[0], m[1]]
 
     def summarise(self, wf: FloatArray, mult: FloatArray) -> StrategySummary:
         """Log HR (weighted Efron Cox), survival at horizons and RMST from row weights."""
