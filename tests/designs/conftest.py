@@ -7,7 +7,13 @@ import pytest
 from cohort_etl.designs.simulation import StudyADraw, draw_study_a
 from cohort_etl.synthetic.params import SynthParams
 
-COVARIATES = ["age_at_index", "prior_lines", "ph_positive", "mrd_negative_after_cart", "cr_after_cart"]
+COVARIATES = [
+    "age_at_index",
+    "prior_lines",
+    "ph_positive",
+    "mrd_negative_after_cart",
+    "cr_after_cart",
+]
 
 
 @pytest.fixture(scope="session")

@@ -144,7 +144,9 @@ def test_immortal_time_check_on_the_published_design() -> None:
     check = immortal_time_check(arm, [60.0, 90.0, 0.0, 0.0], [400, 800, 10, 300], [1, 0, 1, 1])
     assert check.flagged and check.exposure_after_start and check.no_event_before_exposure
     assert check.n_exposed_after_start == 2 and check.earliest_exposure_day == 60.0
-    clones = immortal_time_check(np.r_[arm, 1 - arm], np.zeros(8), np.r_[[400, 800, 10, 300]] * 2, [1, 0, 1, 1] * 2)
+    clones = immortal_time_check(
+        np.r_[arm, 1 - arm], np.zeros(8), np.r_[[400, 800, 10, 300]] * 2, [1, 0, 1, 1] * 2
+    )
     assert not clones.flagged
 
 

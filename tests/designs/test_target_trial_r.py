@@ -89,5 +89,7 @@ def test_fast_efron_cox_equals_the_general_cox(draw7: StudyADraw) -> None:
     reps = np.rint(f[tt.rows.person][keep]).astype(int)
     rows = frame[keep].loc[np.repeat(frame.index[keep], reps)]
     wr = np.repeat(w[keep] / f[tt.rows.person][keep], reps)
-    fit = CoxPH(robust=False).fit(rows["stop"], rows["event"], rows[["arm"]], weights=wr, entry=rows["start"])
+    fit = CoxPH(robust=False).fit(
+        rows["stop"], rows["event"], rows[["arm"]], weights=wr, entry=rows["start"]
+    )
     assert rep.log_hr == pytest.approx(float(fit.coef_[0]), abs=1e-9)

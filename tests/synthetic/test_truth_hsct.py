@@ -107,7 +107,10 @@ def test_strategy_truth_without_relapse_or_heterogeneity() -> None:
     import math as m
 
     p = SynthParams(
-        relapse_rate=0.0, death_coef_age10=0.0, death_coef_burden=0.0, hsct_hr_os=0.5,
+        relapse_rate=0.0,
+        death_coef_age10=0.0,
+        death_coef_burden=0.0,
+        hsct_hr_os=0.5,
         p_cr_after_cart=1.0,
     )
     truth = hsct_truth(p, _covariates(), 200_000)

@@ -31,7 +31,13 @@ from cohort_etl.outcomes.cox import CoxPH
 from cohort_etl.synthetic.params import SynthParams
 
 #: censoring-model covariates (baseline and day-28 response) used by the harness
-TT_COVARIATES = ["age_at_index", "prior_lines", "ph_positive", "mrd_negative_after_cart", "cr_after_cart"]
+TT_COVARIATES = [
+    "age_at_index",
+    "prior_lines",
+    "ph_positive",
+    "mrd_negative_after_cart",
+    "cr_after_cart",
+]
 #: propensity covariates of the published (TriNetX-style) design
 PSM_COVARIATES = ["age_at_index", "female", "ph_positive", "prior_lines"]
 LANDMARK_DAY = 100.0
@@ -80,7 +86,12 @@ def one_seed(seed: int, n_boot: int = 500, truth_n: int = 100_000) -> dict[str, 
     }
     tt = run_target_trial(data, TargetTrialOptions(n_boot=n_boot, seed=seed))
     assert tt.hr_lower is not None and tt.hr_upper is not None
-    tt_check = immortal_time_check(np.ones(2 * data.n), np.zeros(2 * data.n), np.r_[data.time, data.time], np.r_[data.event, data.event])
+    tt_check = immortal_time_check(
+        np.ones(2 * data.n),
+        np.zeros(2 * data.n),
+        np.r_[data.time, data.time],
+        np.r_[data.event, data.event],
+    )
     out["tt"] = {
         "log_hr": math.log(tt.hr),
         "lower": math.log(tt.hr_lower),

@@ -92,6 +92,7 @@ def landmark_cox(
     from statistics import NormalDist
 
     z = NormalDist().inv_cdf(0.5 + conf_level / 2)
+    assert fit.robust_se_ is not None
     b, se = float(fit.coef_[0]), float(fit.robust_se_[0])
     first = stacked[stacked["landmark"] == landmarks[0]]
     return LandmarkResult(

@@ -71,7 +71,10 @@ def _recorded(sim: Simulator, window: int) -> dict[int, dict[str, int | None]]:
             continue
         c = cart[pid]
         assert c is not None
-        day, codes = row["condition_start_date"], {row["condition_concept_id"], row["condition_source_concept_id"]}
+        day, codes = (
+            row["condition_start_date"],
+            {row["condition_concept_id"], row["condition_source_concept_id"]},
+        )
         o = out[pid]
         if codes & rel_codes and day > c and (o["relapse"] is None or day < o["relapse"]):
             o["relapse"] = day
@@ -85,10 +88,18 @@ def _recorded(sim: Simulator, window: int) -> dict[int, dict[str, int | None]]:
             continue
         c = cart[pid]
         assert c is not None
-        day, concept, value = row["measurement_date"], row["measurement_concept_id"], row.get("value_as_concept_id")
+        day, concept, value = (
+            row["measurement_date"],
+            row["measurement_concept_id"],
+            row.get("value_as_concept_id"),
+        )
         if concept == v.BCR_ABL1_PRESENCE and value == v.POSITIVE and day <= c:
             out[pid]["ph"] = 1
-        if concept in (v.MRD_B_ALL_FLOW, v.MRD_T_ALL_FLOW) and value == v.NOT_DETECTED and c < day <= c + window:
+        if (
+            concept in (v.MRD_B_ALL_FLOW, v.MRD_T_ALL_FLOW)
+            and value == v.NOT_DETECTED
+            and c < day <= c + window
+        ):
             out[pid]["mrd_negative"] = 1
     return out
 

@@ -197,14 +197,17 @@ def clone_data_from_frame(
     time = np.where(time <= 0, DAY_ZERO_EVENT, time)
     exposure = _days(df, exposure_col, start, what)
     exposure_any = _days(df, exposure_any_col, start, what) if exposure_any_col else exposure
-    relapse = (
-        _days(df, relapse_col, start, what) if relapse_col else np.full(len(df), np.nan)
-    )
-    for col, arr in ((exposure_col, exposure), (exposure_any_col, exposure_any), (relapse_col, relapse)):
-        if col and (arr <= 0).any():
+    relapse = _days(df, relapse_col, start, what) if relapse_col else np.full(len(df), np.nan)
+    checks: list[tuple[str | None, FloatArray]] = [
+        (exposure_col, exposure),
+        (exposure_any_col, exposure_any),
+        (relapse_col, relapse),
+    ]
+    for name, arr in checks:
+        if name and (arr <= 0).any():
             i = int(np.flatnonzero(arr <= 0)[0])
             raise InputDataError(
-                f"{what}: column {col!r}: person {pid[i]}: on or before {start_col!r}; "
+                f"{what}: column {name!r}: person {pid[i]}: on or before {start_col!r}; "
                 "eligibility at time zero needs it later"
             )
     # the any-exposure date is the first exposure: never later than the in-window one
@@ -284,7 +287,7 @@ def _standardise(x: FloatArray) -> FloatArray:
         return x
     sd = x.std(axis=0)
     sd[sd == 0] = 1.0
-    return (x - x.mean(axis=0)) / sd
+    return np.asarray((x - x.mean(axis=0)) / sd, dtype=np.float64)
 
 
 # ------------------------------------------------------------------------ clone rows
@@ -336,7 +339,12 @@ class _GridHazard:
     """
 
     def __init__(
-        self, bounds: FloatArray, exposure: FloatArray, time: FloatArray, relapse: FloatArray, xs: FloatArray
+        self,
+        bounds: FloatArray,
+        exposure: FloatArray,
+        time: FloatArray,
+        relapse: FloatArray,
+        xs: FloatArray,
     ) -> None:
         self.bounds = bounds
         lo, hi = bounds[:-1], bounds[1:]
@@ -384,8 +392,10 @@ class _GridHazard:
         if self.empty:
             return np.zeros(self.X.shape[1]), np.zeros(self.Xnum.shape[1])
         f = freq[self.person]
-        n = np.bincount(self.pattern, weights=f, minlength=self.n_pattern)
-        ev = np.bincount(self.pattern, weights=f * self.y, minlength=self.n_pattern)
+        n = np.asarray(np.bincount(self.pattern, weights=f, minlength=self.n_pattern), float)
+        ev = np.asarray(
+            np.bincount(self.pattern, weights=f * self.y, minlength=self.n_pattern), float
+        )
         y = np.divide(ev, n, out=np.zeros_like(ev), where=n > 0)
         s = start or (None, None)
         full = logistic_fit(self.X, y, n, ridge, s[0])
@@ -440,7 +450,7 @@ class TargetTrial:
         self.event0 = d.event & (d.time < e_any)
         seen = e_any[np.isfinite(e_any) & (e_any <= d.time)]
         n_int = int(np.ceil(seen.max() / delta)) if seen.size else 0
-        self.model0 = _GridHazard(np.arange(n_int + 1) * delta, e_any, d.time, rel, xs)
+        self.model0 = _GridHazard(np.arange(n_int + 1, dtype=np.float64) * delta, e_any, d.time, rel, xs)
         # within-grace clone: grid over (0, G]
         k_g = int(np.ceil(g / delta))
         self.model1 = _GridHazard(np.minimum(np.arange(k_g + 1) * delta, g), e_in, d.time, rel, xs)
@@ -451,7 +461,9 @@ class TargetTrial:
 
     # ---------------------------------------------------------------------- rows
     @staticmethod
-    def _split(bounds: FloatArray, exit_: FloatArray, start_at: float = 0.0) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
+    def _split(
+        bounds: FloatArray, exit_: FloatArray, start_at: float = 0.0
+    ) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
         """Rows (person, interval k, start, stop) splitting (0, exit] at ``bounds[1:]``;
         interval ``k = len(bounds) - 1`` is the open tail after the last bound."""
         k_max = bounds.size - 1
@@ -508,7 +520,9 @@ class TargetTrial:
         self.idx_enter = r.arm * (nt + 1) + enter
         self.idx_leave = r.arm * (nt + 1) + leave
         self.ev_rows = np.flatnonzero(r.event)
-        self.idx_event = r.arm[self.ev_rows] * nt + np.searchsorted(self.times, r.stop[self.ev_rows])
+        self.idx_event = r.arm[self.ev_rows] * nt + np.searchsorted(
+            self.times, r.stop[self.ev_rows]
+        )
 
     # ---------------------------------------------------------------------- weights
     def model_coefficients(
@@ -537,7 +551,9 @@ class TargetTrial:
             w_ex = np.where(p > 0, 1.0 / p, 1.0)
         return np.maximum(w_un, 0.0), w_ex
 
-    def weights(self, freq: FloatArray | None = None, coefs: tuple[Any, ...] | None = None) -> FloatArray:
+    def weights(
+        self, freq: FloatArray | None = None, coefs: tuple[Any, ...] | None = None
+    ) -> FloatArray:
         """Inverse-probability weight of every clone row (see docs/target_trial.md)."""
         n = self.data.n
         freq = np.ones(n) if freq is None else freq
@@ -597,12 +613,14 @@ class TargetTrial:
         for a in (0, 1):
             with np.errstate(divide="ignore", invalid="ignore"):
                 haz = np.where(R[a] > 0, D[a] / R[a], 0.0)
-            s = np.cumprod(1.0 - haz)
+            s = np.asarray(np.cumprod(1.0 - haz), dtype=np.float64)
             surv[a] = step_at(self.times, s, np.asarray(self.opt.horizons))
             rmst[a] = restricted_mean(self.times, s, self.opt.tau)
         return StrategySummary(log_hr, surv, rmst)
 
-    def estimate(self, freq: FloatArray | None = None, start: tuple[Any, ...] | None = None) -> tuple[StrategySummary, tuple[Any, ...]]:
+    def estimate(
+        self, freq: FloatArray | None = None, start: tuple[Any, ...] | None = None
+    ) -> tuple[StrategySummary, tuple[Any, ...]]:
         n = self.data.n
         f = np.ones(n) if freq is None else freq
         coefs = self.model_coefficients(f, start)
@@ -757,7 +775,9 @@ def run_target_trial(
         sv = np.asarray(survs)
         rm = np.asarray(rmsts)
         lo, hi = _pct(boot, level)
-        hr_lo, hr_hi = (math.exp(lo), math.exp(hi)) if lo is not None and hi is not None else (None, None)
+        hr_lo, hr_hi = (
+            (math.exp(lo), math.exp(hi)) if lo is not None and hi is not None else (None, None)
+        )
         se = float(np.std(boot, ddof=1))
         for j in range(nh):
             for a, name in ((0, NEVER), (1, WITHIN_GRACE)):
@@ -770,9 +790,14 @@ def run_target_trial(
         frame = tt.rows.frame()
         frame["weight"] = w
         fit = CoxPH(robust=True).fit(
-            frame["stop"], frame["event"], frame[["arm"]], cluster=frame["id"],
-            weights=frame["weight"], entry=frame["start"],
+            frame["stop"],
+            frame["event"],
+            frame[["arm"]],
+            cluster=frame["id"],
+            weights=frame["weight"],
+            entry=frame["start"],
         )
+        assert fit.robust_se_ is not None
         se = float(fit.robust_se_[0])
         z = _z(level)
         b = float(fit.coef_[0])
@@ -781,7 +806,12 @@ def run_target_trial(
     counts = {
         "persons": data.n,
         "exposed_within_grace": int(tt.exposed1.sum()),
-        "censored_never_at_exposure": int(np.sum(np.isfinite(np.where(np.isnan(data.exposure_any), np.inf, data.exposure_any)) & (data.exposure_any <= data.time))),
+        "censored_never_at_exposure": int(
+            np.sum(
+                np.isfinite(np.where(np.isnan(data.exposure_any), np.inf, data.exposure_any))
+                & (data.exposure_any <= data.time)
+            )
+        ),
         "censored_within_grace_at_grace_end": int(tt.censored1.sum()),
         "events_never": int(np.sum(r.event & (r.arm == 0))),
         "events_within_grace": int(np.sum(r.event & (r.arm == 1))),
@@ -862,5 +892,10 @@ def number_at_risk(tt: TargetTrial, times: Sequence[float]) -> dict[str, list[in
     out = {}
     for a, name in ((0, NEVER), (1, WITHIN_GRACE)):
         m = r.arm == a
-        out[name] = [int(np.sum(m & (r.start < t) & (r.stop >= t))) if t > 0 else int(np.sum(m & (r.start == 0))) for t in times]
+        out[name] = [
+            int(np.sum(m & (r.start < t) & (r.stop >= t)))
+            if t > 0
+            else int(np.sum(m & (r.start == 0)))
+            for t in times
+        ]
     return out

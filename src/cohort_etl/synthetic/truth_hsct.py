@@ -69,7 +69,11 @@ class StrategyTruth:
             ("truth.hsct_os_hr_strategy", f"{self.os_hr:.6f}"),
             ("truth.hsct_strategy_grace_days", str(self.grace_days)),
         ]
-        for label, table in (("os_surv", self.os_survival), ("relapse_cif", self.relapse_cif), ("rfs", self.rfs)):
+        for label, table in (
+            ("os_surv", self.os_survival),
+            ("relapse_cif", self.relapse_cif),
+            ("rfs", self.rfs),
+        ):
             for years, _ in STRATEGY_HORIZONS:
                 a, b = table[(years, "within_grace")], table[(years, "never")]
                 rows += [
