@@ -1,64 +1,162 @@
-"""Synthetic multi-site survival data and package builders for the network tests (helpers,
-imported by the tests; not a conftest)."""
+"""Synthetic multi-site networks for the network tests (helpers imported by the tests).
+
+Each site's persons have an arm (HR 0.6 for treated), age / female / race, a matched
+flag (Table 1 before / after matching) and an exponential survival time with uniform
+censoring (integer days). Sites build their packages in separate processes
+(:func:`export_in_processes`): each process sees only its own data and key.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from cohort_etl.network.keys import Network, generate_key, read_key, register, write_key
 from cohort_etl.network.package import StudyInfo, build_package, write_package
+from cohort_etl.network.site import CoxAnalysis, SiteData, table1_from_persons
 
-INFO = StudyInfo(
-    study="synthetic_study",
-    title="Synthetic two-arm study",
-    spec_sha256="0123456789abcdef",
-    arms={"treated": "Treated", "control": "Control"},
-    min_cell_count=5,
-    data_cutoff="2025-06-30",
-)
-SITES = {"site_a": (300, 0.0015, 11), "site_b": (480, 0.0025, 12), "site_c": (200, 0.001, 13)}
+STUDY = "synthetic_study"
+INFO = StudyInfo(study=STUDY, title="Synthetic two-arm study",
+                 arms={"treated": "Treated", "control": "Control"}, data_cutoff="2025-06-30")  # fmt: skip
+RACES = ["asian", "black", "white"]
+KINDS = {"age": "continuous", "female": "binary", "race": "categorical"}
+RULES = ["persons in the CDM", "diagnosis", "treatment after diagnosis", "age >= 18"]
 
 
-def site_data(site: str) -> pd.DataFrame:
-    """Person-level data of one site: integer days, HR 0.6 for treated, site baseline."""
-    n, base, seed = SITES[site]
-    rng = np.random.default_rng(seed)
+@dataclass(frozen=True)
+class SiteSpec:
+    site_id: str
+    n: int
+    base: float
+    seed: int
+    matched_share: float = 0.8
+    race_p: tuple[float, float, float] = (0.1, 0.2, 0.7)
+
+
+SITES = (SiteSpec("site_a", 300, 0.0015, 11), SiteSpec("site_b", 480, 0.0025, 12),
+         SiteSpec("site_c", 200, 0.001, 13))  # fmt: skip
+
+
+def persons(spec: SiteSpec) -> pd.DataFrame:
+    rng = np.random.default_rng(spec.seed)
+    n = spec.n
     treated = rng.integers(0, 2, n)
-    t_event = rng.exponential(1 / (base * np.where(treated == 1, 0.6, 1.0)))
+    age = np.round(rng.normal(50, 12, n), 1)
+    female = rng.integers(0, 2, n)
+    race = rng.choice(RACES, size=n, p=list(spec.race_p))
+    rate = spec.base * np.exp(np.log(0.6) * treated + 0.02 * (age - 50) + 0.2 * female)
+    t_event = rng.exponential(1 / rate)
     t_cens = rng.uniform(180, 1500, n)
-    time = np.ceil(np.minimum(t_event, t_cens))
     return pd.DataFrame(
         {
-            "person_id": np.arange(n) + 10_000 * (seed - 10),
-            "site": site,
-            "time": time,
-            "event": (t_event <= t_cens).astype(int),
+            "person_id": np.arange(n) + 100_000 * spec.seed,
+            "site": spec.site_id,
             "arm_role": np.where(treated == 1, "treated", "control"),
+            "treated": treated,
+            "matched": rng.random(n) < spec.matched_share,
+            "age": age,
+            "female": female,
+            "race": race,
+            "time": np.ceil(np.minimum(t_event, t_cens)),
+            "event": (t_event <= t_cens).astype(int),
         }
     )
 
 
-def all_sites() -> pd.DataFrame:
-    return pd.concat([site_data(s) for s in SITES], ignore_index=True)
+def attrition(spec: SiteSpec) -> list[tuple[str, int]]:
+    rng = np.random.default_rng(spec.seed + 1000)
+    removed = [0, int(rng.integers(500, 2000)), int(rng.integers(0, 40)),
+               int(rng.integers(0, 9))]  # fmt: skip
+    remaining = spec.n + int(np.sum(removed))
+    out = []
+    for rule, r in zip(RULES, removed, strict=True):
+        remaining -= r
+        out.append((rule, remaining))
+    return out
 
 
-def write_site_packages(
-    root: Path, min_cell: int = 5, interval_days: int = 90, info: StudyInfo = INFO
+def site_data(spec: SiteSpec) -> SiteData:
+    d = persons(spec)
+    m = d[d["matched"]]
+    analyses = [
+        CoxAnalysis("outcome:os:matched", "os", m[["time", "event", "treated"]], ["treated"],
+                    "treated"),
+        *[CoxAnalysis(f"cox_model:os_mv:{term}", "os", d[["time", "event", "treated", "age",
+                      "female"]], ["treated", "age", "female"], term)
+          for term in ("treated", "age")],
+    ]  # fmt: skip
+    return SiteData(
+        arms=dict(INFO.arms),
+        survival={"os": m[["time", "event", "arm_role"]]},
+        cox=analyses,
+        binary={"any_event": {str(r): (int(g["event"].sum()), len(g))
+                              for r, g in m.groupby("arm_role")}},  # fmt: skip
+        attrition=attrition(spec),
+        table1=table1_from_persons(d, KINDS, {"race": RACES}),
+        table1_kinds=dict(KINDS),
+    )
+
+
+def union(specs: Sequence[SiteSpec] = SITES) -> pd.DataFrame:
+    return pd.concat([persons(s) for s in specs], ignore_index=True)
+
+
+def provenance(site_id: str, **over: Any) -> dict[str, Any]:
+    prov = {
+        "study_spec_sha256": "0123456789abcdef",
+        "concept_sets": {"a.json": "11", "b.json": "22"},
+        "concept_sets_sha256": hashlib.sha256(b"a.json\t11\nb.json\t22\n").hexdigest(),
+        "code_revision": "abc123",
+        "code_dirty": False,
+        "cohort_etl_version": "0.1.0",
+        "dbt_version": "core 1.11, adapter 1.11",
+        "duckdb_version": "1.1",
+        "vocabulary_version": "synthetic v1",
+        "source_manifest_sha256": hashlib.sha256(site_id.encode()).hexdigest(),
+    }
+    prov.update(over)
+    return prov
+
+
+def make_network(root: Path, specs: Sequence[SiteSpec] = SITES, **settings: Any) -> Network:
+    """Keys for every site (files under root/keys) and the registered network file."""
+    net = Network(round_id="round-1", study=STUDY, table1_levels={"race": RACES}, **settings)
+    for s in specs:
+        key = generate_key(s.site_id)
+        _, pub = write_key(key, root / "keys")
+        register(net, pub)
+    net.write(root / "network.json")
+    return net
+
+
+def _export(args: tuple[SiteSpec, str, str, str, dict[str, Any], int | None]) -> str:
+    """One site's process: its own data, its own key file, the network file."""
+    from cohort_etl.network.keys import read_network
+
+    spec, key_path, net_path, out, prov_over, min_cell = args
+    net = read_network(Path(net_path))
+    key = read_key(Path(key_path))
+    pkg = build_package(site_data(spec), INFO, spec.site_id, key, net,
+                        provenance(spec.site_id, **prov_over), min_cell=min_cell)  # fmt: skip
+    return str(write_package(pkg, key, Path(out)))
+
+
+def export_in_processes(
+    root: Path,
+    specs: Sequence[SiteSpec] = SITES,
+    prov_over: dict[str, dict[str, Any]] | None = None,
+    min_cell: dict[str, int] | None = None,
+    workers: int = 2,
 ) -> list[Path]:
-    paths = []
-    for site in SITES:
-        d = site_data(site)
-        pkg = build_package(
-            info,
-            site,
-            survival={"os": d[["time", "event", "arm_role"]]},
-            binary={
-                "any_event": {r: (int(g["event"].sum()), len(g)) for r, g in d.groupby("arm_role")}
-            },  # fmt: skip
-            min_cell=min_cell,
-            interval_days=interval_days,
-        )
-        paths.append(write_package(pkg, root / site))
-    return paths
+    jobs = [(s, str(root / "keys" / f"{s.site_id}.key.json"), str(root / "network.json"),
+             str(root / "packages" / s.site_id), (prov_over or {}).get(s.site_id, {}),
+             (min_cell or {}).get(s.site_id)) for s in specs]  # fmt: skip
+    with ProcessPoolExecutor(max_workers=workers) as ex:
+        return [Path(p) for p in ex.map(_export, jobs)]

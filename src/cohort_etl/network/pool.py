@@ -1,328 +1,254 @@
-"""Coordinator: pool the site packages of one study.
+"""Coordinator: verify the round's packages, sum them securely, publish.
 
-- Kaplan-Meier per arm on the package grid from the summed (n at risk, events) per
-  interval: exactly the KM (Greenwood SE, log-type CI as ``survfit``) of the pooled
-  interval-grouped data. An interval that any site withheld makes the pooled curve not
-  estimable from there on (null with the sites named), never silently wrong.
-- Site-stratified log-rank from the summed O - E - V (:func:`pool_logrank`): exactly
-  ``survdiff(Surv(t, e) ~ arm + strata(site))`` on the pooled person-level data.
-- Fixed-effect and DerSimonian-Laird meta-analysis of every log hazard ratio (the robust
-  SE where the site gave one).
-- Binary outcomes: summed events and n per arm.
+1. Every package is checked against the network file (:func:`verify_packages`): signed by
+   the registered key of its site, the round's settings, the same study spec, concept
+   sets and vector layout as the others, a clean code tree (unless allowed), a min cell
+   not below the network's, no duplicate run (same source manifest), and the whole
+   roster present. Each refusal names the package, the site and the field.
+2. The masked vectors are summed: the masks cancel, the coordinator learns only sums
+   over all sites (:mod:`cohort_etl.network.secagg`).
+3. The published tier (:mod:`cohort_etl.network.publish`) and the hazard ratios
+   (:mod:`cohort_etl.network.profile`): fixed effect from the summed profiles, Bayesian
+   random effects from the summed marginals, and as a secondary display fixed-effect /
+   DerSimonian-Laird pooling of the sites' own (log HR, SE).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from cohort_etl import __version__
 from cohort_etl.errors import CohortEtlError, InputDataError
+from cohort_etl.network import secagg
+from cohort_etl.network.keys import Network, verify
 from cohort_etl.network.meta import meta_analysis
 from cohort_etl.network.package import SitePackage, read_package
-from cohort_etl.outcomes.logrank import LogRankResult, pool_logrank
+from cohort_etl.network.profile import (
+    TAU_GRID,
+    bayesian_random_effects,
+    mu_grid,
+    pooled_profile_estimate,
+    profile_grid,
+)
+from cohort_etl.network.publish import (
+    pooled_binary,
+    pooled_km,
+    pooled_logrank,
+    pooled_table1,
+    suppress_attrition,
+)
 from cohort_etl.outcomes.summary import RESULT_DIGITS, RESULT_FLOAT_FORMAT, json_safe
 
-POOLED_SCHEMA_VERSION = 1
+POOLED_SCHEMA_VERSION = 2
+SAME_ACROSS_SITES = ("title", "arms", "layout_sha256", "attrition_rules", "table1_kinds")
+SAME_PROVENANCE = ("study_spec_sha256", "concept_sets_sha256")
 
 
-def check_compatible(packages: Sequence[tuple[str, SitePackage]]) -> None:
-    """Refuse packages of different studies, spec hashes, schema versions or grids, and
-    duplicate site ids; the error names the package."""
-    if not packages:
+def _refuse(pkg: SitePackage, field: str, why: str) -> InputDataError:
+    return InputDataError(f"{pkg.path}: site {pkg.site_id!r}: field {field}: {why}")
+
+
+def verify_packages(
+    loaded: Sequence[tuple[SitePackage, bytes]], net: Network, allow_dirty: bool = False
+) -> list[SitePackage]:
+    """All checks of step 1 (module docstring); returns the packages sorted by site."""
+    if not loaded:
         raise InputDataError("pool: no packages given")
-    name0, first = packages[0]
-    for key in ("schema_version", "study", "study_spec_sha256", "interval_days"):
-        for name, pkg in packages[1:]:
-            if pkg.meta.get(key) != first.meta.get(key):
-                raise InputDataError(
-                    f"{name}: {key} is {pkg.meta.get(key)!r} but {name0} has "
-                    f"{first.meta.get(key)!r}; packages of one study (same spec) only"
-                )
-    seen: dict[str, str] = {}
-    for name, pkg in packages:
-        site = str(pkg.meta["site_id"])
-        if site in seen:
-            raise InputDataError(f"{name}: site_id {site!r} also in {seen[site]}")
-        seen[site] = name
+    settings = net.settings()
+    for pkg, body in loaded:
+        verify(net, pkg.site_id, body, pkg.signature, pkg.path)
+        for field, want in settings.items():
+            if pkg.meta.get(field) != want:
+                raise _refuse(pkg, field, f"{pkg.meta.get(field)!r} but the network round has "
+                                          f"{want!r}")  # fmt: skip
+        mc = pkg.meta.get("min_cell")
+        if not isinstance(mc, int) or mc < net.min_cell:
+            raise _refuse(pkg, "min_cell", f"{mc!r} is below the network minimum {net.min_cell}")
+        prov = pkg.meta.get("provenance", {})
+        if prov.get("code_dirty") is not False and not (allow_dirty or net.allow_dirty):
+            raise _refuse(pkg, "provenance.code_dirty", f"the run was made from a modified code "
+                          f"tree (revision {prov.get('code_revision')!r}); pass --allow-dirty "
+                          "to accept")  # fmt: skip
+    first = loaded[0][0]
+    for pkg, _ in loaded[1:]:
+        for field in SAME_ACROSS_SITES:
+            if pkg.meta.get(field) != first.meta.get(field):
+                raise _refuse(pkg, field, f"{pkg.meta.get(field)!r} differs from site "
+                              f"{first.site_id!r} ({first.meta.get(field)!r})")  # fmt: skip
+        p0, p1 = first.meta.get("provenance", {}), pkg.meta.get("provenance", {})
+        for field in SAME_PROVENANCE:
+            if p1.get(field) != p0.get(field):
+                detail = ""
+                if field == "concept_sets_sha256":
+                    a, b = p0.get("concept_sets", {}), p1.get("concept_sets", {})
+                    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+                    detail = f" (concept set(s) {diff})"
+                raise _refuse(pkg, f"provenance.{field}", f"{p1.get(field)!r} differs from site "
+                              f"{first.site_id!r} ({p0.get(field)!r}){detail}")  # fmt: skip
+    seen_site: dict[str, str] = {}
+    seen_manifest: dict[str, str] = {}
+    for pkg, _ in loaded:
+        if pkg.site_id in seen_site:
+            raise _refuse(pkg, "site_id", f"also in {seen_site[pkg.site_id]}")
+        seen_site[pkg.site_id] = pkg.path
+        mh = str(pkg.meta.get("provenance", {}).get("source_manifest_sha256"))
+        if mh in seen_manifest:
+            raise _refuse(pkg, "provenance.source_manifest_sha256",
+                          f"same run as site {seen_manifest[mh]!r} (duplicate package)")  # fmt: skip
+        seen_manifest[mh] = pkg.site_id
+    missing = sorted(set(net.sites) - set(seen_site))
+    if missing:
+        raise InputDataError(f"pool: no package from roster site(s) {missing} of round "
+                             f"{net.round_id!r}: the masks do not cancel without them")  # fmt: skip
+    return sorted((p for p, _ in loaded), key=lambda p: p.site_id)
 
 
-def _site_grid(pkg: SitePackage, outcome: str, role: str) -> tuple[dict[int, Any], int | None, int]:
-    """Published rows (interval -> row), the first withheld interval (None if the table
-    is complete) and the last interval listed."""
-    g = pkg.tables["km_grid"]
-    g = g[(g["outcome"] == outcome) & (g["arm_role"] == role)].sort_values("interval")
-    records: list[Any] = list(g.itertuples())
-    rows = {int(r.interval): r for r in records}
-    withheld = [int(r.interval) for r in records if isinstance(r.suppressed, str) and r.suppressed]
-    last = int(g["interval"].max()) if len(g) else 0
-    return rows, (withheld[0] if withheld else None), last
-
-
-def pooled_km(packages: Sequence[SitePackage]) -> pd.DataFrame:
-    """Pooled interval-grouped KM per outcome and arm (one row per interval)."""
-    interval_days = int(packages[0].meta["interval_days"])
-    keys = sorted(
-        {
-            (str(o), str(r), str(a))
-            for p in packages
-            for o, r, a in p.tables["km_grid"][["outcome", "arm_role", "arm"]].itertuples(
-                index=False
-            )
-        }
-    )
-    z = float(stats.norm.ppf(0.975))
-    out = []
-    for outcome, role, arm in keys:
-        sites = [(p.meta["site_id"], *_site_grid(p, outcome, role)) for p in packages]
-        kmax = max(last for _, _, _, last in sites)
-        surv, var_log = 1.0, 0.0
-        reason: str | None = None
-        for k in range(1, kmax + 1):
-            n = d = c = 0.0
-            n_ok = d_ok = True
-            blocked = []
-            for site, rows, kstar, last in sites:
-                if kstar is None and k > last:  # complete table: nobody left at risk
-                    continue
-                row = rows.get(k)
-                if row is None or (kstar is not None and k >= kstar):
-                    if row is not None and not pd.isna(row.n_risk):
-                        n += float(row.n_risk)
-                    else:
-                        n_ok = False
-                    d_ok = False
-                    blocked.append(str(site))
-                    continue
-                n += float(row.n_risk)
-                d += float(row.n_event)
-                c += float(row.n_censor)
-            if not d_ok and reason is None:
-                reason = (
-                    f"not estimable from interval {k} on: counts withheld (small cells) at "
-                    f"site(s) {', '.join(blocked)}"
-                )
-            estimable = reason is None
-            if estimable and n > 0:
-                surv *= 1.0 - d / n
-                var_log = var_log + (d / (n * (n - d)) if n > d else math.inf)
-            row_out: dict[str, Any] = {
-                "outcome": outcome,
-                "arm_role": role,
-                "arm": arm,
-                "interval": k,
-                "start": (k - 1) * interval_days,
-                "time": k * interval_days,
-                "n_risk": n if n_ok else None,
-                "n_event": d if estimable else None,
-                "n_censor": c if estimable else None,
-                "surv": surv if estimable else None,
-                "std_err": None,
-                "lower": None,
-                "upper": None,
-                "reason": reason,
-            }
-            if estimable and surv > 0 and math.isfinite(var_log):
-                se_log = math.sqrt(var_log)
-                row_out["std_err"] = surv * se_log
-                row_out["lower"] = math.exp(math.log(surv) - z * se_log)
-                row_out["upper"] = min(1.0, math.exp(math.log(surv) + z * se_log))
-            out.append(row_out)
-            if estimable and n_ok and n == 0:
-                break
-    cols = ["outcome", "arm_role", "arm", "interval", "start", "time", "n_risk", "n_event",
-            "n_censor", "surv", "std_err", "lower", "upper", "reason"]  # fmt: skip
-    frame = pd.DataFrame(out, columns=cols)
-    for col in ("n_risk", "n_event", "n_censor"):
-        frame[col] = pd.array([None if pd.isna(v) else int(v) for v in frame[col]], dtype="Int64")
-    return frame
-
-
-def _site_logrank(pkg: SitePackage, outcome: str) -> LogRankResult | str:
-    t = pkg.tables["logrank"]
-    t = t[t["outcome"] == outcome].sort_values("arm_role")
-    site = pkg.meta["site_id"]
-    if len(t) < 2:
-        return f"site {site}: no log-rank for {outcome}"
-    if t[["n", "observed", "expected", "variance"]].isna().any().any():
-        return f"site {site}: counts withheld (small cells)"
-    v = t["variance"].to_numpy(dtype=float)
-    groups = [str(g) for g in t["arm_role"]]
-    if len(groups) != 2:
-        return f"site {site}: log-rank pooling needs two arms, got {groups}"
-    var = np.array([[v[0], -v[0]], [-v[1], v[1]]])
-    obs = t["observed"].to_numpy(dtype=float)
-    exp = t["expected"].to_numpy(dtype=float)
-    return LogRankResult(
-        groups=groups,
-        n=t["n"].to_numpy(dtype=float),
-        observed=obs,
-        expected=exp,
-        variance=var,
-        chi_square=None,
-        df=1,
-        p_value=None,
-        rho=0.0,
-        per_stratum=pd.DataFrame(
-            {
-                "stratum": site,
-                "group": groups,
-                "n": t["n"].to_numpy(dtype=float),
-                "observed": obs,
-                "expected": exp,
-                "o_minus_e": obs - exp,
-                "variance": v,
-            }
-        ),  # fmt: skip
-    )
-
-
-def pooled_logrank(packages: Sequence[SitePackage]) -> dict[str, Any]:
-    """Site-stratified log-rank per outcome from the summed O - E - V."""
-    outcomes = sorted({str(o) for p in packages for o in p.tables["logrank"]["outcome"]})
-    out: dict[str, Any] = {}
-    for outcome in outcomes:
-        parts = [_site_logrank(p, outcome) for p in packages]
-        problems = [x for x in parts if isinstance(x, str)]
-        if problems:
-            out[outcome] = {"chi_square": None, "df": None, "p_value": None,
-                            "reason": "not estimable: " + "; ".join(problems)}  # fmt: skip
-            continue
-        res = pool_logrank([x for x in parts if isinstance(x, LogRankResult)])
-        out[outcome] = {
-            "chi_square": res.chi_square,
-            "df": res.df,
-            "p_value": res.p_value,
-            "groups": list(res.groups),
-            "n": res.n.tolist(),
-            "observed": res.observed.tolist(),
-            "expected": res.expected.tolist(),
-            "o_minus_e": res.o_minus_e.tolist(),
-            "variance": res.variance.tolist(),
-            "reason": res.reason,
-        }
+def aggregate(pkgs: Sequence[SitePackage]) -> dict[str, np.ndarray]:
+    """Sum of the masked vectors, decoded per block."""
+    total = secagg.aggregate([p.masked for p in pkgs])
+    out: dict[str, np.ndarray] = {}
+    pos = 0
+    layout = pkgs[0].layout()
+    if sum(c.length for c in layout) != len(total):
+        raise InputDataError(f"{pkgs[0].path}: layout does not match masked.bin length")
+    for comp in layout:
+        out[comp.key] = secagg.decode(total[pos : pos + comp.length], comp.kind)
+        pos += comp.length
     return out
 
 
-def pooled_hazard_ratios(packages: Sequence[SitePackage]) -> tuple[dict[str, Any], pd.DataFrame]:
-    """FE and DL meta-analysis of each Cox analysis's log HR across the sites that have it."""
-    analyses = sorted({str(a) for p in packages for a in p.tables["hazard_ratios"]["analysis"]})
+def pooled_hazard_ratios(
+    sums: dict[str, np.ndarray], pkgs: Sequence[SitePackage], points: int
+) -> dict[str, Any]:
+    grid = profile_grid(points)
     out: dict[str, Any] = {}
-    rows = []
-    for analysis in analyses:
-        labels, y, se, kinds, missing = [], [], [], [], []
-        for p in packages:
-            h = p.tables["hazard_ratios"]
-            h = h[h["analysis"] == analysis]
-            site = str(p.meta["site_id"])
-            if h.empty:
-                missing.append(site)
+    for key in sorted(k for k in sums if k.startswith("profile|")):
+        analysis = key.split("|", 1)[1]
+        v = sums[key]
+        prof = pooled_profile_estimate(grid, v[:points], v[points:]).to_dict()
+        marginal = sums[f"marginal|{analysis}"].reshape(len(TAU_GRID), mu_grid().shape[0])
+        re = bayesian_random_effects(marginal)
+        per_site, labels, ys, ses = {}, [], [], []
+        for p in pkgs:
+            est = p.meta.get("site_estimates", {}).get(analysis)
+            if est is None:
                 continue
-            r = h.iloc[0]
-            robust = r["robust_se"]
-            use_robust = robust is not None and not pd.isna(robust)
-            labels.append(site)
-            y.append(float(r["coef"]))
-            se.append(float(robust) if use_robust else float(r["se"]))
-            kinds.append("robust" if use_robust else "model")
-        entry: dict[str, Any] = {"sites": labels, "sites_without": missing,
-                                 "se_used": dict(zip(labels, kinds, strict=True))}  # fmt: skip
+            per_site[p.site_id] = est
+            if est.get("coef") is not None and est.get("se") is not None:
+                labels.append(p.site_id)
+                ys.append(float(est["coef"]))
+                ses.append(float(est["se"]))
+        entry: dict[str, Any] = {"profile_fixed_effect": prof, "profile_random_effects": re,
+                                 "sites": per_site,
+                                 "sites_without_wald": sorted(set(per_site) - set(labels))}  # fmt: skip
         for method in ("FE", "DL"):
             try:
-                res = meta_analysis(y, se, method=method, labels=labels)
+                entry[f"wald_{method}"] = meta_analysis(ys, ses, method=method,
+                                                        labels=labels).to_dict()  # fmt: skip
             except CohortEtlError as exc:
-                entry[method] = {"reason": str(exc)}
-                continue
-            entry[method] = res.to_dict()
-            rows.append({"analysis": analysis, **{k: v for k, v in res.to_dict().items()
-                                                  if k != "weights"}})  # fmt: skip
+                entry[f"wald_{method}"] = {"reason": str(exc)}
         out[analysis] = entry
-    return out, pd.DataFrame(rows)
-
-
-def pooled_binary(packages: Sequence[SitePackage]) -> dict[str, Any]:
-    keys = sorted(
-        {(str(o), str(r)) for p in packages
-         for o, r in p.tables["binary"][["outcome", "arm_role"]].itertuples(index=False)}
-    )  # fmt: skip
-    out: dict[str, Any] = {}
-    for outcome, role in keys:
-        events = n = 0
-        withheld = []
-        for p in packages:
-            b = p.tables["binary"]
-            b = b[(b["outcome"] == outcome) & (b["arm_role"] == role)]
-            if b.empty:
-                continue
-            r = b.iloc[0]
-            if pd.isna(r["events"]) or pd.isna(r["n"]):
-                withheld.append(str(p.meta["site_id"]))
-                continue
-            events += int(r["events"])
-            n += int(r["n"])
-        entry: dict[str, Any] = (
-            {"events": None, "n": None, "risk": None,
-             "reason": f"not estimable: counts withheld at site(s) {', '.join(withheld)}"}
-            if withheld
-            else {"events": events, "n": n, "risk": events / n if n else None, "reason": None}
-        )  # fmt: skip
-        out.setdefault(outcome, {})[role] = entry
     return out
 
 
-def pool_packages(paths: Sequence[Path], out_dir: Path) -> dict[str, Any]:
-    """Read the packages, check they belong together, pool and write pooled.json,
-    pooled_km.csv and pooled_hazard_ratios.csv into ``out_dir``."""
-    loaded = [(str(p), read_package(Path(p))) for p in paths]
-    check_compatible(loaded)
-    loaded.sort(key=lambda x: str(x[1].meta["site_id"]))
-    pkgs = [p for _, p in loaded]
+def _hr_table(hrs: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for analysis, e in hrs.items():
+        pf, re = e["profile_fixed_effect"], e["profile_random_effects"]
+        rows.append({"analysis": analysis, "method": "profile FE", "estimate": pf["estimate"],
+                     "lower": pf["lower"], "upper": pf["upper"], "hr": pf["hr"]})  # fmt: skip
+        rows.append({"analysis": analysis, "method": "profile RE (Bayesian)", "estimate": re["mu"],
+                     "lower": re["mu_lower"], "upper": re["mu_upper"], "hr": re["hr"]})  # fmt: skip
+        for m in ("FE", "DL"):
+            w = e[f"wald_{m}"]
+            rows.append({"analysis": analysis, "method": f"Wald {m}", "estimate": w.get("estimate"),
+                         "lower": w.get("lower"), "upper": w.get("upper"), "hr": w.get("hr")})  # fmt: skip
+    return pd.DataFrame(rows, columns=["analysis", "method", "estimate", "lower", "upper", "hr"])
+
+
+def provenance_table(pkgs: Sequence[SitePackage]) -> pd.DataFrame:
+    rows = []
+    for p in pkgs:
+        prov = p.meta.get("provenance", {})
+        rows.append({"site_id": p.site_id, "min_cell": p.meta.get("min_cell"),
+                     **{k: prov.get(k) for k in ("study_spec_sha256", "concept_sets_sha256",
+                                                 "code_revision", "code_dirty",
+                                                 "cohort_etl_version", "dbt_version",
+                                                 "duckdb_version", "vocabulary_version",
+                                                 "source_manifest_sha256")}})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def pool_network(
+    pkgs: Sequence[SitePackage], net: Network
+) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    """Pool verified packages: pooled.json content and the published tables."""
+    sums = aggregate(pkgs)
     first = pkgs[0].meta
-    km = pooled_km(pkgs)
-    hrs, hr_table = pooled_hazard_ratios(pkgs)
+    arms = first["arms"]
+    roles = sorted(arms)
+    mc = max(net.min_cell, *(int(p.meta["min_cell"]) for p in pkgs))
+    km, km_info = pooled_km(sums, arms, net.interval_days, mc, net.data_cutoff)
+    tables: dict[str, pd.DataFrame] = {"pooled_km": km}
+    rules = first.get("attrition_rules", [])
+    if rules and "attrition" in sums:
+        remaining = [int(x) for x in sums["attrition"]]
+        att = pd.DataFrame({"rule_number": range(len(rules)), "rule": rules,
+                            "persons_remaining": remaining,
+                            "persons_removed": [0] + [a - b for a, b in
+                                                      zip(remaining, remaining[1:])]})  # fmt: skip
+        tables["pooled_attrition"] = suppress_attrition(att, mc)
+    kinds = first.get("table1_kinds", {})
+    if kinds:
+        t1, smd = pooled_table1(sums, kinds, net.table1_levels, roles, mc)
+        tables["pooled_table1"], tables["pooled_smd"] = t1, smd
+    hrs = pooled_hazard_ratios(sums, pkgs, net.profile_points)
+    tables["pooled_hazard_ratios"] = _hr_table(hrs)
+    tables["provenance"] = provenance_table(pkgs)
     result = {
         "schema_version": POOLED_SCHEMA_VERSION,
-        "study": first["study"],
+        "study": net.study,
         "title": first.get("title"),
-        "study_spec_sha256": first["study_spec_sha256"],
-        "interval_days": first["interval_days"],
+        "round_id": net.round_id,
+        "sites": [p.site_id for p in pkgs],
+        "min_cell": mc,
+        "interval_days": net.interval_days,
+        "horizon_days": net.horizon_days,
         "cohort_etl_version": __version__,
-        "sites": [
-            {
-                "site_id": p.meta["site_id"],
-                "min_cell": p.meta["min_cell"],
-                "source_manifest_sha256": p.meta.get("source_manifest_sha256"),
-            }
-            for p in pkgs
-        ],  # fmt: skip
-        "logrank_stratified_by_site": pooled_logrank(pkgs),
+        "arms": arms,
+        "km": km_info,
+        "logrank_stratified_by_site": pooled_logrank(sums, mc),
+        "binary": pooled_binary(sums, mc),
         "hazard_ratios": hrs,
-        "binary": pooled_binary(pkgs),
-        "km_not_estimable": sorted(
-            {
-                f"{o}/{r}: {why}"
-                for o, r, why in zip(km["outcome"], km["arm_role"], km["reason"], strict=True)
-                if why
-            }
-        ),
+        "not_exported": {p.site_id: p.meta.get("not_exported", []) for p in pkgs},
     }
-    result = json_safe(result, RESULT_DIGITS)
+    return json_safe(result, RESULT_DIGITS), tables
+
+
+def pool_packages(
+    paths: Sequence[Path], net: Network, out_dir: Path, allow_dirty: bool = False
+) -> dict[str, Any]:
+    """Read, verify, pool and write pooled.json, the CSVs and report.html."""
+    from cohort_etl.network.report import write_report
+
+    loaded = [read_package(Path(p)) for p in paths]
+    pkgs = verify_packages(loaded, net, allow_dirty)
+    result, tables = pool_network(pkgs, net)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "pooled.json").write_text(
         json.dumps(result, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8"
     )
-    for name, frame in (("pooled_km", km), ("pooled_hazard_ratios", hr_table)):
+    for name, frame in tables.items():
         (out_dir / f"{name}.csv").write_bytes(
-            frame.to_csv(
-                index=False, float_format=RESULT_FLOAT_FORMAT, lineterminator="\n"
-            ).encode()
+            frame.to_csv(index=False, float_format=RESULT_FLOAT_FORMAT,
+                         lineterminator="\n").encode()  # fmt: skip
         )
+    write_report(result, tables, out_dir / "report.html")
     return result
