@@ -83,22 +83,29 @@ def attrition(spec: SiteSpec) -> list[tuple[str, int]]:
 
 
 def site_data(spec: SiteSpec) -> SiteData:
-    d = persons(spec)
+    return site_data_from_persons(persons(spec), attrition(spec))
+
+
+def site_data_from_persons(
+    d: pd.DataFrame, rules: list[tuple[str, int]] | None = None, multivariable: bool = True
+) -> SiteData:
+    """A site's data: survival, Cox analyses and the binary outcome on the matched rows,
+    the multivariable Cox on all rows, Table 1 before / after matching."""
     m = d[d["matched"]]
-    analyses = [
-        CoxAnalysis("outcome:os:matched", "os", m[["time", "event", "treated"]], ["treated"],
-                    "treated"),
-        *[CoxAnalysis(f"cox_model:os_mv:{term}", "os", d[["time", "event", "treated", "age",
-                      "female"]], ["treated", "age", "female"], term)
-          for term in ("treated", "age")],
-    ]  # fmt: skip
+    analyses = [CoxAnalysis("outcome:os:matched", "os", m[["time", "event", "treated"]],
+                            ["treated"], "treated")]  # fmt: skip
+    if multivariable:
+        analyses += [CoxAnalysis(f"cox_model:os_mv:{term}", "os",
+                                 d[["time", "event", "treated", "age", "female"]],
+                                 ["treated", "age", "female"], term)
+                     for term in ("treated", "age")]  # fmt: skip
     return SiteData(
         arms=dict(INFO.arms),
         survival={"os": m[["time", "event", "arm_role"]]},
         cox=analyses,
         binary={"any_event": {str(r): (int(g["event"].sum()), len(g))
                               for r, g in m.groupby("arm_role")}},  # fmt: skip
-        attrition=attrition(spec),
+        attrition=list(rules or []),
         table1=table1_from_persons(d, KINDS, {"race": RACES}),
         table1_kinds=dict(KINDS),
     )

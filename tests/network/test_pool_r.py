@@ -1,109 +1,190 @@
-"""Pooling site packages equals the analysis of the pooled person-level data (R survival).
+"""Pooled results equal R on the patient-level union of the sites.
 
-Three synthetic sites are reduced to packages (aggregates only), pooled by the
-coordinator, and compared with R run on the pooled person-level data: the site-stratified
-log-rank with ``survdiff(Surv(time, event) ~ arm + strata(site))``, the pooled grid KM with
-``survfit`` on the interval-grouped times.
+Three synthetic sites export their packages in separate processes (secure aggregation:
+the coordinator sees only sums); R runs on the union of their persons:
+
+- pooled KM = ``survfit`` on the union's grid-grouped times (1e-10) up to the published
+  cut, and the cut is where pooled n at risk drops below the min cell (data cutoff off)
+  or the 0.9 quantile of the grouped follow-up (``quantile(type = 1)``);
+- site-stratified log-rank = ``survdiff(... + strata(site))``;
+- profile-pooled log HR within 1e-3 of ``coxph(... + strata(site))`` for every analysis,
+  also for the union split into 36 small sites, some with no events in an arm.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from tests.network.sites import all_sites, write_site_packages
+from tests.network.sites import (
+    INFO,
+    SITES,
+    export_in_processes,
+    make_network,
+    provenance,
+    site_data_from_persons,
+    union,
+)
 from tests.stats.r_oracle import run_r
 
-from cohort_etl.network.pool import pool_packages
+from cohort_etl.network.keys import Network, generate_key, register, write_key
+from cohort_etl.network.package import build_package, read_package, write_package
+from cohort_etl.network.pool import pool_network, pool_packages, verify_packages
 
-RTOL = 1e-9
-D = 90
+D = 7
+MIN_CELL = 5
 
-R_POOLED = r"""
+R_UNION = r"""
 library(survival)
-d$arm <- factor(d$arm_role, levels = c("control", "treated"))
-s <- survdiff(Surv(time, event) ~ arm + strata(site), data = d)
-d$g <- pmax(1, ceiling(d$time / D$d)) * D$d
-km <- list()
-for (a in levels(d$arm)) {
-  f <- survfit(Surv(g, event) ~ 1, data = d[d$arm == a, ])
-  grid <- seq(D$d, max(d$g[d$arm == a]), by = D$d)
-  x <- summary(f, times = grid)
-  km[[a]] <- data.frame(time = x$time, n_risk = x$n.risk, n_event = x$n.event,
-                        surv = x$surv, std_err = x$std.err, lower = x$lower,
-                        upper = x$upper)
+m <- d[d$matched == 1, ]
+m$g <- pmax(1, ceiling(m$time / D$d)) * D$d
+km <- list(); cut <- list()
+for (a in c("control", "treated")) {
+  x <- m[m$arm_role == a, ]
+  f <- survfit(Surv(g, event) ~ 1, data = x)
+  grid <- seq(D$d, max(x$g), by = D$d)
+  s <- summary(f, times = grid, extend = TRUE)
+  km[[a]] <- data.frame(time = s$time, n_risk = s$n.risk, surv = s$surv,
+                        std_err = s$std.err, lower = s$lower, upper = s$upper)
+  at_risk <- sapply(grid, function(t) sum(x$g >= t))
+  cut[[a]] <- grid[min(which(at_risk < D$min_cell))] - D$d
 }
-result <- list(chisq = s$chisq, obs = rowSums(as.matrix(s$obs)),
-               exp = rowSums(as.matrix(s$exp)), var = unname(s$var), km = km)
+lr <- survdiff(Surv(time, event) ~ arm_role + strata(site), data = m)
+c1 <- coxph(Surv(time, event) ~ treated + strata(site), data = m)
+c2 <- coxph(Surv(time, event) ~ treated + age + female + strata(site), data = d)
+result <- list(km = km, cut = cut, q90 = unname(quantile(m$g, 0.9, type = 1)),
+               chisq = lr$chisq, matched = unname(coef(c1)),
+               mv = as.list(coef(c2)))
 """
 
 
 @pytest.fixture(scope="module")
-def r_pooled() -> dict[str, Any]:
-    return run_r(R_POOLED, {"d": all_sites(), "D": pd.DataFrame({"d": [D]})})
+def network_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("net3")
+    net = make_network(root, interval_days=D, min_cell=MIN_CELL)
+    paths = export_in_processes(root)
+    loaded = [read_package(p) for p in paths]
+    pkgs = verify_packages(loaded, net)
+    no_cutoff = dataclasses.replace(net, data_cutoff=None)
+    full = pool_network(pkgs, no_cutoff)
+    pooled = pool_packages(paths, net, root / "pooled")
+    return {"root": root, "net": net, "paths": paths, "full": full, "pooled": pooled}
 
 
-def _pool(tmp: Path, min_cell: int) -> tuple[dict[str, Any], pd.DataFrame]:
-    paths = write_site_packages(tmp / "packages", min_cell=min_cell, interval_days=D)
-    pooled = pool_packages(paths, tmp / "pooled")
-    km = pd.read_csv(tmp / "pooled" / "pooled_km.csv")
-    assert json.loads((tmp / "pooled" / "pooled.json").read_text()) == pooled
-    return pooled, km
-
-
-@pytest.mark.r_oracle
-@pytest.mark.parametrize("min_cell", [1, 5])
-def test_stratified_logrank_equals_survdiff(
-    r_pooled: dict[str, Any], tmp_path: Path, min_cell: int
-) -> None:
-    pooled, _ = _pool(tmp_path, min_cell)
-    lr = pooled["logrank_stratified_by_site"]["os"]
-    assert lr["groups"] == ["control", "treated"] and lr["df"] == 1
-    # pooled.json rounds to 10 significant digits
-    np.testing.assert_allclose(lr["chi_square"], r_pooled["chisq"], rtol=1e-9)
-    np.testing.assert_allclose(lr["observed"], r_pooled["obs"], rtol=1e-9)
-    np.testing.assert_allclose(lr["expected"], r_pooled["exp"], rtol=1e-9)
-    np.testing.assert_allclose(lr["variance"], r_pooled["var"], rtol=1e-9)
-    assert lr["chi_square"] > 3.84, "the synthetic HR 0.6 should be detected"
+@pytest.fixture(scope="module")
+def r_union() -> dict[str, Any]:
+    d = union().assign(matched=lambda x: x["matched"].astype(int))
+    return run_r(R_UNION, {"d": d, "D": pd.DataFrame({"d": [D], "min_cell": [MIN_CELL]})})
 
 
 @pytest.mark.r_oracle
-def test_pooled_grid_km_equals_survfit_on_grouped_data(
-    r_pooled: dict[str, Any], tmp_path: Path
+def test_pooled_km_equals_survfit_until_n_at_risk_drops_below_min_cell(
+    network_run: dict[str, Any], r_union: dict[str, Any]
 ) -> None:
-    """min_cell 1: nothing withheld, the whole pooled curve is R's."""
-    _, km = _pool(tmp_path, 1)
+    result, tables = network_run["full"]
+    km = tables["pooled_km"]
     for arm in ("control", "treated"):
-        ours = km[(km["outcome"] == "os") & (km["arm_role"] == arm)].reset_index(drop=True)
-        theirs = r_pooled["km"][arm]
-        assert len(ours) == len(theirs)
-        assert ours["reason"].isna().all()
+        ours = km[km["arm_role"] == arm].reset_index(drop=True)
+        theirs = r_union["km"][arm].iloc[: len(ours)]
+        # the cut: the last published interval is the one before pooled n at risk < 5
+        assert ours["time"].iloc[-1] == r_union["cut"][arm], arm
+        assert result["km"]["os"]["arms"][arm]["ends_because"].startswith("pooled n at risk")
+        assert (ours["n_risk"] >= MIN_CELL).all()
         np.testing.assert_array_equal(ours["time"], theirs["time"])
         np.testing.assert_array_equal(ours["n_risk"], theirs["n_risk"])
-        np.testing.assert_array_equal(ours["n_event"], theirs["n_event"])
         for col in ("surv", "std_err", "lower", "upper"):
-            np.testing.assert_allclose(ours[col], theirs[col], rtol=RTOL, err_msg=col)
+            np.testing.assert_allclose(ours[col].astype(float), theirs[col], rtol=1e-10,
+                                       atol=1e-12, err_msg=col)  # fmt: skip
 
 
 @pytest.mark.r_oracle
-def test_withheld_cells_end_the_pooled_curve_with_a_reason(
-    r_pooled: dict[str, Any], tmp_path: Path
+def test_published_km_stops_at_the_90th_percentile_of_follow_up(
+    network_run: dict[str, Any], r_union: dict[str, Any]
 ) -> None:
-    """min_cell 5: the estimable prefix is still exactly R's; after the first interval a
-    site withheld, surv is null with the sites named, never a wrong number."""
-    _, km = _pool(tmp_path, 5)
+    km = pd.read_csv(network_run["root"] / "pooled" / "pooled_km.csv")
+    info = network_run["pooled"]["km"]["os"]
+    assert info["cutoff_time"] == r_union["q90"]
     for arm in ("control", "treated"):
-        ours = km[(km["outcome"] == "os") & (km["arm_role"] == arm)].reset_index(drop=True)
-        theirs = r_pooled["km"][arm]
-        ok = ours["reason"].isna()
-        assert ok.sum() >= 2, "the first intervals should survive suppression"
-        assert (~ok).sum() >= 1, "the tail must be withheld"
-        first_bad = int(np.flatnonzero(~ok)[0])
-        assert ok[:first_bad].all() and (~ok[first_bad:]).all()
-        assert ours["surv"][~ok].isna().all()
-        assert "site" in ours["reason"][first_bad]
-        np.testing.assert_allclose(ours["surv"][ok], theirs["surv"][: int(ok.sum())], rtol=RTOL)
+        ours = km[km["arm_role"] == arm]
+        assert ours["time"].max() == min(r_union["q90"], r_union["cut"][arm])
+        theirs = r_union["km"][arm].iloc[: len(ours)]
+        np.testing.assert_allclose(ours["surv"], theirs["surv"], rtol=1e-9)  # 10 digits in CSV
+
+
+@pytest.mark.r_oracle
+def test_stratified_logrank_equals_survdiff(
+    network_run: dict[str, Any], r_union: dict[str, Any]
+) -> None:
+    lr = network_run["pooled"]["logrank_stratified_by_site"]["os"]
+    np.testing.assert_allclose(lr["chi_square"], r_union["chisq"], rtol=1e-9)
+
+
+@pytest.mark.r_oracle
+def test_profile_pooled_log_hr_equals_site_stratified_coxph(
+    network_run: dict[str, Any], r_union: dict[str, Any]
+) -> None:
+    hrs = network_run["pooled"]["hazard_ratios"]
+    want = {
+        "outcome:os:matched": r_union["matched"],
+        "cox_model:os_mv:treated": r_union["mv"]["treated"],
+        "cox_model:os_mv:age": r_union["mv"]["age"],
+    }
+    assert set(hrs) == set(want)
+    for analysis, coef in want.items():
+        got = hrs[analysis]["profile_fixed_effect"]["estimate"]
+        print(f"{analysis}: profile - coxph = {got - coef:+.2e}, Wald FE - coxph = "
+              f"{hrs[analysis]['wald_FE']['estimate'] - coef:+.2e}")
+        assert abs(got - coef) < 1e-3, (analysis, got, coef)
+        re = hrs[analysis]["profile_random_effects"]
+        assert re["mu_lower"] < coef < re["mu_upper"]
+
+
+SPLIT = 36
+
+
+@pytest.mark.r_oracle
+def test_36_small_sites_with_zero_event_arms(tmp_path: Path) -> None:
+    """The union split into 36 small sites: profile pooling stays within 1e-3 of the
+    site-stratified Cox although several sites have no events in an arm (their own Wald
+    estimate does not exist); the Wald FE of the estimable sites is visibly off."""
+    d = union(SITES)
+    rng = np.random.default_rng(0)
+    share = rng.dirichlet(np.full(SPLIT, 0.6))  # unequal sizes: several sites of 1-5 persons
+    d["site"] = [f"s{int(i):02d}" for i in rng.choice(SPLIT, len(d), p=share)]
+    m = d[d["matched"]]
+    zero_arm = sum(
+        1 for _, g in m.groupby("site")
+        if g.groupby("arm_role")["event"].sum().reindex(["control", "treated"]).fillna(0).min() == 0
+    )  # fmt: skip
+    assert zero_arm >= 3, "the split should have sites with a zero-event arm"
+    assert d["site"].nunique() >= 30
+    net = Network(round_id="split", study=INFO.study, interval_days=30, min_cell=MIN_CELL,
+                  table1_levels={"race": ["asian", "black", "white"]})  # fmt: skip
+    keys = {}
+    for site in sorted(d["site"].unique()):
+        keys[site] = generate_key(site)
+        _, pub = write_key(keys[site], tmp_path / "keys")
+        register(net, pub)
+    pkgs = []
+    for site, part in d.groupby("site"):
+        data = site_data_from_persons(part, multivariable=False)
+        pkg = build_package(data, INFO, str(site), keys[str(site)], net, provenance(str(site)))
+        pkgs.append(read_package(write_package(pkg, keys[str(site)], tmp_path / str(site))))
+    result, _ = pool_network(verify_packages(pkgs, net), net)
+    r = run_r(
+        "library(survival)\n"
+        "f <- coxph(Surv(time, event) ~ treated + strata(site), data = d)\n"
+        "result <- list(coef = unname(coef(f)))",
+        {"d": m},
+    )
+    entry = result["hazard_ratios"]["outcome:os:matched"]
+    got = entry["profile_fixed_effect"]["estimate"]
+    assert abs(got - r["coef"]) < 1e-3, (got, r["coef"])
+    assert len(entry["sites_without_wald"]) >= zero_arm
+    wald_bias = entry["wald_FE"]["estimate"] - r["coef"]
+    print(f"36 sites: profile {got - r['coef']:+.2e}, Wald FE bias {wald_bias:+.3f}, "
+          f"{zero_arm} sites with a zero-event arm")

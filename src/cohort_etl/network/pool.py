@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from cohort_etl.network.package import SitePackage, read_package
 from cohort_etl.network.profile import (
     TAU_GRID,
     bayesian_random_effects,
+    combine_profile,
     mu_grid,
     pooled_profile_estimate,
     profile_grid,
@@ -130,8 +132,10 @@ def pooled_hazard_ratios(
     out: dict[str, Any] = {}
     for key in sorted(k for k in sums if k.startswith("profile|")):
         analysis = key.split("|", 1)[1]
-        v = sums[key]
-        prof = pooled_profile_estimate(grid, v[:points], v[points:]).to_dict()
+        block = sums[key].reshape(points, -1)
+        q = int(round(math.sqrt(block.shape[1] - 3))) - 1  # width (q + 1)^2 + 3
+        vals, grads = combine_profile(block, q)
+        prof = pooled_profile_estimate(grid, vals, grads).to_dict()
         marginal = sums[f"marginal|{analysis}"].reshape(len(TAU_GRID), mu_grid().shape[0])
         re = bayesian_random_effects(marginal)
         per_site, labels, ys, ses = {}, [], [], []

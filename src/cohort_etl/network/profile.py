@@ -95,8 +95,16 @@ class _Profiler:
 
     def at(self, b: float) -> tuple[float, float]:
         """(profile log-likelihood, its derivative) at ``beta_j = b``."""
+        row = self.expansion(b)
+        return float(row[0]), float(row[1])
+
+    def expansion(self, b: float) -> np.ndarray:
+        """At ``beta_j = b`` with the nuisance ``g`` profiled: value, derivative, and the
+        additive pieces of the second-order expansion in the nuisance (module docs):
+        ``I_oo`` (flattened), ``I_oo g``, ``g' I_oo g``, ``I_jo``, ``I_jo g``."""
+        q = len(self.others)
         if self.engine is None:
-            return 0.0, 0.0
+            return np.zeros(2 + q * q + 2 * q + 2)
         rest = self.nuisance.copy()
         ev = self.engine.evaluate(self._beta(b, rest))
         if self.others:
@@ -120,33 +128,63 @@ class _Profiler:
             self.nuisance = rest
         if not np.isfinite(ev.loglik):
             raise NotEstimable(f"cox profile: log-likelihood not finite at {b}")
-        return float(ev.loglik), float(ev.score[self.j])
+        o = self.others
+        i_oo = ev.information[np.ix_(o, o)]
+        i_jo = ev.information[self.j, o]
+        return np.concatenate([[ev.loglik, ev.score[self.j]], i_oo.ravel(), i_oo @ rest,
+                               [rest @ i_oo @ rest], i_jo, [i_jo @ rest]])  # fmt: skip
 
-    def along(self, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Values and derivatives on a grid, walking out from its middle (warm starts)."""
-        vals = np.empty(grid.shape[0])
-        grads = np.empty(grid.shape[0])
+    def along(self, grid: np.ndarray, full: bool = False) -> np.ndarray:
+        """Rows of :meth:`expansion` on a grid (only value and derivative unless
+        ``full``), walking out from the grid's middle (warm starts)."""
+        width = 2 + len(self.others) ** 2 + 2 * len(self.others) + 2
+        out = np.empty((grid.shape[0], width))
         mid = int(np.argmin(np.abs(grid)))
         start = self.nuisance.copy()
         for idx in range(mid, grid.shape[0]):
-            vals[idx], grads[idx] = self.at(float(grid[idx]))
+            out[idx] = self.expansion(float(grid[idx]))
         self.nuisance = start
         for idx in range(mid - 1, -1, -1):
-            vals[idx], grads[idx] = self.at(float(grid[idx]))
-        return vals, grads
+            out[idx] = self.expansion(float(grid[idx]))
+        return out if full else out[:, :2]
 
 
 def cox_profile(
     time: Any, event: Any, X: Any, strata: Any = None, j: int = 0, points: int = 81
-) -> tuple[np.ndarray, np.ndarray]:
-    """Profile log-likelihood (and derivative) of coefficient ``j`` on the network grid."""
-    return _Profiler(time, event, X, strata, j).along(profile_grid(points))
+) -> np.ndarray:
+    """The site's profile block on the network grid: one row per grid point with value,
+    derivative and the second-order nuisance pieces (:meth:`_Profiler.expansion`)."""
+    return _Profiler(time, event, X, strata, j).along(profile_grid(points), full=True)
+
+
+def combine_profile(block: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray]:
+    """Values and derivatives of the pooled profile from the summed blocks of the sites.
+
+    Each site expanded its log-likelihood to second order in the nuisance ``g`` around
+    its own profiled ``g_i``; the sum is maximised over a common ``g``:
+    ``g* = (sum I_i)^-1 sum I_i g_i``, value ``sum l_i - (g*' A g* - 2 g*' B + c) / 2``,
+    derivative ``sum d_i - (E' g* - f)``. With no nuisance (q = 0) it is the plain sum."""
+    vals = block[:, 0].copy()
+    grads = block[:, 1].copy()
+    if q == 0:
+        return vals, grads
+    for r in range(block.shape[0]):
+        row = block[r, 2:]
+        a = row[: q * q].reshape(q, q)
+        bvec = row[q * q : q * q + q]
+        c = row[q * q + q]
+        e = row[q * q + q + 1 : q * q + 2 * q + 1]
+        f = row[q * q + 2 * q + 1]
+        g = np.linalg.lstsq(a, bvec, rcond=None)[0]
+        vals[r] -= (g @ a @ g - 2 * g @ bvec + c) / 2
+        grads[r] -= e @ g - f
+    return vals, grads
 
 
 def marginal_grid(time: Any, event: Any, X: Any, strata: Any = None, j: int = 0) -> np.ndarray:
     """``m(mu, tau)`` on :func:`mu_grid` x ``TAU_GRID`` (row per tau), see module docs."""
     fine = fine_grid()
-    vals, _ = _Profiler(time, event, X, strata, j).along(fine)
+    vals = _Profiler(time, event, X, strata, j).along(fine)[:, 0]
     mus = mu_grid()
     idx = np.rint((mus - fine[0]) / FINE_STEP).astype(int)
     out = np.empty((len(TAU_GRID), mus.shape[0]))

@@ -163,7 +163,8 @@ def site_estimate(a: CoxAnalysis, points: int) -> dict[str, Any]:
     except CohortEtlError as exc:
         out["reason"] = f"Cox fit not estimable: {exc}"
     grid = profile_grid(points)
-    vals, grads = cox_profile(t, e, x, strata, j, points)
+    block = cox_profile(t, e, x, strata, j, points)
+    vals, grads = block[:, 0], block[:, 1]
     prof = pooled_profile_estimate(grid, vals, grads).to_dict()
     out["profile"] = {k: prof[k] for k in ("estimate", "lower", "upper", "reason")}
     return out
@@ -213,8 +214,7 @@ def contribution(site: SiteData, net: Network) -> tuple[list[Component], list[np
                 add(f"table1|{var}|{role}|{phase}", "fixed" if kind == "continuous" else "int", v)
     for a in sorted(site.cox, key=lambda a: a.key):
         t, e, x, strata, j = _design(a)
-        pv, pg = cox_profile(t, e, x, strata, j, net.profile_points)
-        add(f"profile|{a.key}", "fixed", np.concatenate([pv, pg]))
+        add(f"profile|{a.key}", "fixed", cox_profile(t, e, x, strata, j, net.profile_points))
         add(f"marginal|{a.key}", "fixed", marginal_grid(t, e, x, strata, j))
     return comps, vals
 
