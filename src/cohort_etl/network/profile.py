@@ -9,7 +9,7 @@ Site side
     :func:`marginal_grid` integrates the site's profile against a normal random-effects
     density: ``m(mu, tau) = log int L(b) N(b; mu, tau^2) db`` on a fixed (mu, tau) grid
     (tau = 0 is ``log L(mu)``), by a discrete normal on a 0.01-spaced grid of b within
-    the bounds.
+    the bounds (the site's profile Hermite-interpolated there).
 
 Coordinator side (on sums over sites only)
     Fixed effect: the summed profile is interpolated with cubic Hermite polynomials
@@ -181,10 +181,12 @@ def combine_profile(block: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray]:
     return vals, grads
 
 
-def marginal_grid(time: Any, event: Any, X: Any, strata: Any = None, j: int = 0) -> np.ndarray:
-    """``m(mu, tau)`` on :func:`mu_grid` x ``TAU_GRID`` (row per tau), see module docs."""
+def marginal_grid(block: np.ndarray) -> np.ndarray:
+    """``m(mu, tau)`` on :func:`mu_grid` x ``TAU_GRID`` (row per tau), see module docs,
+    from the site's own profile block (values and derivatives on the profile grid,
+    Hermite-interpolated to the 0.01-spaced grid of b)."""
     fine = fine_grid()
-    vals = _Profiler(time, event, X, strata, j).along(fine)[:, 0]
+    vals = hermite(fine, profile_grid(block.shape[0]), block[:, 0], block[:, 1])
     mus = mu_grid()
     idx = np.rint((mus - fine[0]) / FINE_STEP).astype(int)
     out = np.empty((len(TAU_GRID), mus.shape[0]))

@@ -214,8 +214,9 @@ def contribution(site: SiteData, net: Network) -> tuple[list[Component], list[np
                 add(f"table1|{var}|{role}|{phase}", "fixed" if kind == "continuous" else "int", v)
     for a in sorted(site.cox, key=lambda a: a.key):
         t, e, x, strata, j = _design(a)
-        add(f"profile|{a.key}", "fixed", cox_profile(t, e, x, strata, j, net.profile_points))
-        add(f"marginal|{a.key}", "fixed", marginal_grid(t, e, x, strata, j))
+        block = cox_profile(t, e, x, strata, j, net.profile_points)
+        add(f"profile|{a.key}", "fixed", block)
+        add(f"marginal|{a.key}", "fixed", marginal_grid(block))
     return comps, vals
 
 
