@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("run", "run", "End to end: build, analyse each study, write reports."),
     "export": ("network", "export", "Write a site's aggregate-only package of one study."),
     "pool": ("network", "pool", "Pool site packages of one study (federated coordinator)."),
+    "network": ("network", "network", "Network site keys and round file (keygen, init, register)."),
 }
 
 

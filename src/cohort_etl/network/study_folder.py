@@ -1,0 +1,293 @@
+"""A site's :class:`~cohort_etl.network.site.SiteData` from a finished study folder
+(``output/<profile>/<study>/`` of ``cohort-etl run``), at the site.
+
+Patient-level inputs are used here in memory and never leave the site: the survival
+records of each arm are rebuilt from the run's per-time KM tables (checked against the
+run's own log-rank), the Cox analyses that need covariates or matched pairs use
+``analysis_dataset.csv`` (checked against the run's own coefficients; an analysis that
+does not reproduce is listed in ``not_exported`` instead). Everything the run reports is
+read through :func:`read_run` — the one place that knows the layout of ``results.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cohort_etl.errors import CohortEtlError, InputDataError, SpecError
+from cohort_etl.network.keys import Network
+from cohort_etl.network.package import StudyInfo, provenance_from_manifest
+from cohort_etl.network.site import SINGLE, CoxAnalysis, SiteData, Table1Cell
+from cohort_etl.outcomes.cox import CoxPH
+from cohort_etl.outcomes.logrank import logrank_test
+from cohort_etl.specfile import file_hash
+
+REFIT_RTOL = 1e-6
+
+
+@dataclass
+class RunView:
+    """What the network needs from a run's results (adapter over results.json)."""
+
+    study: str
+    title: str
+    arms: dict[str, str]  # role -> label
+    data_cutoff: str | None
+    outcome_types: dict[str, str]
+    logrank: dict[str, dict[str, Any]] = field(default_factory=dict)
+    matched_cox: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    binary: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
+    cox_models: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> cov -> coef
+    n_arms: dict[str, dict[str, int]] = field(default_factory=dict)  # phase -> role -> n
+    sections: list[str] = field(default_factory=list)  # sensitivity / comparison keys
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise InputDataError(f"{path}: not found (is this a `cohort-etl run` study folder?)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputDataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputDataError(f"{path}: expected a JSON object")
+    return data
+
+
+def read_run(results: dict[str, Any], spec: Any) -> RunView:
+    """The adapter: results.json (engine schema) -> :class:`RunView`."""
+    if spec.arms:
+        arms = {"treated": spec.arms.label(spec.arms.treated),
+                "control": spec.arms.label(spec.arms.control)}  # fmt: skip
+    else:
+        arms = {SINGLE: SINGLE}
+    by_label = {label: role for role, label in arms.items()}
+    view = RunView(study=spec.name, title=spec.title, arms=arms,
+                   data_cutoff=results.get("data_cutoff"),
+                   outcome_types={o.name: o.type for o in spec.outcomes})  # fmt: skip
+    for name, res in results.get("outcomes", {}).items():
+        if res.get("type") == "time_to_event":
+            if res.get("logrank"):
+                view.logrank[name] = res["logrank"]
+            view.matched_cox[name] = {k: res[k] for k in ("cox", "cox_stratified_pairs")
+                                      if isinstance(res.get(k), dict)}  # fmt: skip
+        elif res.get("type") == "binary":
+            if "per_arm" in res:
+                view.binary[name] = {by_label[label]: (int(a["events"]), int(a["n"]))
+                                     for label, a in res["per_arm"].items()}  # fmt: skip
+            elif "overall" in res:
+                view.binary[name] = {SINGLE: (int(res["overall"]["events"]),
+                                              int(res["overall"]["n"]))}  # fmt: skip
+    for name, m in results.get("cox_models", {}).items():
+        view.cox_models[name] = {str(r["covariate"]): float(r["coef"])
+                                 for r in m.get("coefficients", [])}  # fmt: skip
+    matching = results.get("matching") or {}
+    for phase in ("before", "after"):
+        if isinstance(matching.get(f"n_{phase}"), dict):
+            view.n_arms[phase] = {r: int(v) for r, v in matching[f"n_{phase}"].items()}
+    view.sections = [f"sensitivity:{k}" for k in sorted(results.get("sensitivity", {}))] + [
+        f"comparison:{k}" for k in sorted(results.get("comparisons", {}))
+    ]
+    return view
+
+
+def records_from_km_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The (time, event) multiset of one arm from its per-time KM table."""
+    for col in ("time", "n_risk", "n_event", "n_censor"):
+        if col not in table.columns:
+            raise InputDataError(f"{source}: missing column {col!r}")
+    t = table["time"].to_numpy(dtype=float)
+    d = table["n_event"].to_numpy(dtype=np.int64)
+    c = table["n_censor"].to_numpy(dtype=np.int64)
+    if not np.array_equal(table["n_risk"].to_numpy(dtype=np.int64), (d + c)[::-1].cumsum()[::-1]):
+        raise InputDataError(f"{source}: n_risk does not equal events + censored from that time on")
+    return pd.DataFrame({"time": np.concatenate([np.repeat(t, d), np.repeat(t, c)]),
+                         "event": np.concatenate([np.ones(d.sum()), np.zeros(c.sum())])})  # fmt: skip
+
+
+def _check_logrank(lr: dict[str, Any] | None, rec: pd.DataFrame, source: Path) -> None:
+    if not lr or not lr.get("groups") or rec["arm_role"].nunique() < 2:
+        return
+    ours = logrank_test(rec["time"], rec["event"], (rec["arm_role"] == "treated").astype(int))
+    if not (np.allclose(ours.observed, lr["observed"], rtol=1e-8, atol=0)
+            and np.allclose(ours.expected, lr["expected"], rtol=1e-8, atol=0)):  # fmt: skip
+        raise InputDataError(f"{source}: does not reproduce the log-rank test of results.json")
+
+
+def _refits(data: pd.DataFrame, covariates: list[str], want: dict[str, float]) -> bool:
+    x = data[covariates].to_numpy(dtype=float)
+    strata = data["stratum"].to_numpy() if "stratum" in data.columns else None
+    try:
+        fit = CoxPH().fit(data["time"].to_numpy(float), data["event"].to_numpy(float), x,
+                          strata=strata).result_  # fmt: skip
+    except CohortEtlError:
+        return False
+    got = dict(zip(covariates, fit.coef, strict=True))
+    return all(c in want and np.isclose(got[c], want[c], rtol=REFIT_RTOL, atol=1e-9)
+               for c in covariates)  # fmt: skip
+
+
+def _table1(
+    balance: pd.DataFrame, view: RunView, net: Network, not_exported: list[dict[str, str]]
+) -> tuple[dict[tuple[str, str, str], Table1Cell], dict[str, str]]:
+    """Site Table 1 aggregates from the run's table1_balance.csv: proportions x n are
+    the counts; a continuous variable's sum is mean x n and its sum of squares comes from
+    the variances implied by the SMD and the variance ratio (sample variances)."""
+    cells: dict[tuple[str, str, str], Table1Cell] = {}
+    kinds: dict[str, str] = {}
+    for var, part in balance.groupby("variable", sort=True):
+        var = str(var)
+        kind = str(part["kind"].iloc[0])
+        ok = True
+        for phase in ("before", "after"):
+            ns = view.n_arms.get(phase, {})
+            if kind == "continuous":
+                r = part.iloc[0]
+                mt, mc = float(r[f"mean_treated_{phase}"]), float(r[f"mean_control_{phase}"])
+                smd, ratio = r.get(f"smd_{phase}"), r.get(f"var_ratio_{phase}")
+                if smd is None or pd.isna(smd) or smd == 0 or ratio is None or pd.isna(ratio):
+                    ok = False
+                    break
+                pooled_var = ((mt - mc) / float(smd)) ** 2
+                vc = 2 * pooled_var / (1 + float(ratio))
+                for role, mean, var_ in (("treated", mt, float(ratio) * vc), ("control", mc, vc)):
+                    n = ns[role]
+                    cells[(var, role, phase)] = Table1Cell(
+                        "continuous", [n, mean * n, (n - 1) * var_ + n * mean * mean])
+            else:
+                levels = ["1"] if kind == "binary" else [str(x) for x in part["level"]]
+                if kind != "binary":
+                    listed = net.table1_levels.get(var)
+                    if listed is None or sorted(set(levels) - set(listed)):
+                        raise InputDataError(
+                            f"table1: variable {var!r} has levels {levels}; the network file "
+                            f"lists {listed} (table1_levels)")  # fmt: skip
+                    levels = list(listed)
+                by_level = dict(zip(["1"] if kind == "binary" else
+                                    [str(x) for x in part["level"]], part.itertuples()))  # fmt: skip
+                for role in ("treated", "control"):
+                    n = ns[role]
+                    counts = [round(float(getattr(by_level[lv], f"mean_{role}_{phase}")) * n)
+                              if lv in by_level else 0 for lv in levels]  # fmt: skip
+                    cells[(var, role, phase)] = Table1Cell(
+                        "binary" if kind == "binary" else "categorical", [n, *counts])
+        if ok:
+            kinds[var] = "binary" if kind == "binary" else (
+                "continuous" if kind == "continuous" else "categorical")  # fmt: skip
+        else:
+            for phase in ("before", "after"):
+                for role in ("treated", "control"):
+                    cells.pop((var, role, phase), None)
+            not_exported.append({"section": f"table1:{var}", "reason": "variance not "
+                                 "recoverable from SMD and variance ratio"})  # fmt: skip
+    return cells, kinds
+
+
+def site_from_study_dir(
+    study_dir: Path, net: Network
+) -> tuple[SiteData, StudyInfo, dict[str, Any], list[str]]:
+    """SiteData, study info, provenance and attrition rule names of a study folder."""
+    from cohort_etl.matching.design import build_design
+    from cohort_etl.studies.engine import time_to_event
+    from cohort_etl.studies.spec import TimeToEvent, load_spec
+
+    study_dir = Path(study_dir)
+    results = _read_json(study_dir / "results.json")
+    manifest = _read_json(study_dir / "manifest.json")
+    if results.get("error"):
+        raise InputDataError(f"{study_dir}: the study did not run ({results['error']})")
+    spec_path, spec_hash = manifest.get("study_spec"), manifest.get("study_spec_sha256")
+    if not spec_path or not spec_hash:
+        raise InputDataError(f"{study_dir / 'manifest.json'}: no study_spec / study_spec_sha256")
+    path = Path(spec_path)
+    if not path.is_file():
+        raise InputDataError(f"{study_dir / 'manifest.json'}: study spec {path} not found")
+    if file_hash(path) != spec_hash:
+        raise SpecError(f"{path}: changed since the run (hash differs from {spec_hash})")
+    spec = load_spec(path)
+    view = read_run(results, spec)
+    by_label = {label: role for role, label in view.arms.items()}
+    tables = study_dir / "tables"
+    site = SiteData(arms=dict(view.arms), binary=dict(view.binary))
+    dataset_path = study_dir / "analysis_dataset.csv"
+    dataset = pd.read_csv(dataset_path) if dataset_path.is_file() else None
+    cutoff = pd.Timestamp(view.data_cutoff) if view.data_cutoff else None
+    for o in spec.outcomes:
+        if view.outcome_types.get(o.name) != "time_to_event":
+            continue
+        km_path = tables / f"km_{o.name}.csv"
+        if not km_path.is_file():
+            site.not_exported.append({"section": f"outcome:{o.name}", "reason": f"no {km_path.name}"})
+            continue
+        km = pd.read_csv(km_path)
+        parts = []
+        for label, part in km.groupby("arm", sort=True):
+            role = SINGLE if SINGLE in view.arms else by_label.get(str(label))
+            if role is None:
+                raise InputDataError(f"{km_path}: arm {label!r} is not an arm of the spec")
+            rec = records_from_km_table(part.sort_values("time"), f"{km_path} (arm {label})")
+            parts.append(rec.assign(arm_role=role))
+        rec = pd.concat(parts, ignore_index=True)
+        _check_logrank(view.logrank.get(o.name), rec, km_path)
+        site.survival[o.name] = rec
+        fits = view.matched_cox.get(o.name, {})
+        if "cox" in fits and SINGLE not in view.arms:
+            data = rec.assign(treated=(rec["arm_role"] == "treated").astype(float))
+            if _refits(data, ["treated"], {"treated": float(fits["cox"]["coef"])}):
+                site.cox.append(CoxAnalysis(f"outcome:{o.name}:matched", o.name, data,
+                                            ["treated"], "treated"))  # fmt: skip
+            else:
+                site.not_exported.append({"section": f"outcome:{o.name}:matched",
+                                          "reason": "does not reproduce the run's Cox"})  # fmt: skip
+        if "cox_stratified_pairs" in fits and dataset is not None and cutoff is not None:
+            assert isinstance(o, TimeToEvent)
+            t, e, _ = time_to_event(dataset, o, cutoff)
+            data = pd.DataFrame({"time": t, "event": e, "stratum": dataset.get("set_id"),
+                                 "treated": dataset.get("_treated")})  # fmt: skip
+            want = {"treated": float(fits["cox_stratified_pairs"]["coef"])}
+            if data.notna().all().all() and _refits(data, ["treated"], want):
+                site.cox.append(CoxAnalysis(f"outcome:{o.name}:matched_stratified_pairs",
+                                            o.name, data, ["treated"], "treated"))  # fmt: skip
+            else:
+                site.not_exported.append({"section": f"outcome:{o.name}:stratified_pairs",
+                                          "reason": "does not reproduce the run's Cox"})  # fmt: skip
+    for m in spec.cox_models:
+        want = view.cox_models.get(m.name, {})
+        o = spec.outcome(m.outcome)
+        if dataset is None or cutoff is None or not isinstance(o, TimeToEvent) or not want:
+            site.not_exported.append({"section": f"cox_model:{m.name}", "reason": "no "
+                                      "analysis dataset or result"})  # fmt: skip
+            continue
+        t, e, _ = time_to_event(dataset, o, cutoff)
+        keep = np.isfinite(t) & (t >= 0) & dataset[m.covariates].notna().all(axis=1).to_numpy()
+        design = build_design(dataset.loc[keep], list(m.covariates))
+        cols = [str(c) for c in design.columns]
+        data = pd.DataFrame(design.matrix, columns=cols).assign(time=t[keep], event=e[keep])
+        if _refits(data, cols, want):
+            site.cox.extend(CoxAnalysis(f"cox_model:{m.name}:{c}", m.outcome, data, cols, c)
+                            for c in cols)  # fmt: skip
+        else:
+            site.not_exported.append({"section": f"cox_model:{m.name}",
+                                      "reason": "does not reproduce the run's Cox"})  # fmt: skip
+    for section in view.sections:
+        site.not_exported.append({"section": section, "reason": "needs person-level data the "
+                                  "study folder does not keep (not profile-pooled)"})  # fmt: skip
+    att_path = tables / "attrition.csv"
+    rules: list[str] = []
+    if att_path.is_file():
+        att = pd.read_csv(att_path).sort_values("rule_number")
+        rules = [str(r) for r in att["rule"]]
+        site.attrition = list(zip(rules, (int(x) for x in att["persons_remaining"]), strict=True))
+    bal_path = tables / "table1_balance.csv"
+    if bal_path.is_file() and view.n_arms.get("before") and view.n_arms.get("after"):
+        site.table1, site.table1_kinds = _table1(pd.read_csv(bal_path), view, net,
+                                                 site.not_exported)  # fmt: skip
+    info = StudyInfo(study=view.study, title=view.title, arms=view.arms,
+                     data_cutoff=view.data_cutoff)  # fmt: skip
+    prov = provenance_from_manifest(manifest, (study_dir / "manifest.json").read_bytes())
+    return site, info, prov, rules
