@@ -65,6 +65,7 @@ def verify_packages(
     settings = net.settings()
     for pkg, body in loaded:
         verify(net, pkg.site_id, body, pkg.signature, pkg.path)
+    for pkg, _ in loaded:
         for field, want in settings.items():
             if pkg.meta.get(field) != want:
                 raise _refuse(pkg, field, f"{pkg.meta.get(field)!r} but the network round has "

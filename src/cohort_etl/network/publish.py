@@ -13,7 +13,8 @@ checked across all published tables:
   next (:func:`suppress_attrition`); rows from a small remaining count on are withheld.
 - **Table 1** (pooled counts / means / SMDs): see :func:`pooled_table1`.
 - **Log-rank**: observed and expected per arm and the total events are withheld
-  together when an arm's observed count is small (E_t + E_c = O_t + O_c).
+  together when an arm's observed count, or its persons without the event (n - O, with
+  n published by the KM), is small (E_t + E_c = O_t + O_c).
 - **Binary outcomes**: events withheld when events or non-events are small.
 
 Cross-table audit (:func:`linear_audit`): a withheld count is *recoverable* when its
@@ -203,8 +204,8 @@ def linear_audit(
 
     A published row with a small value is withheld first (primary suppression). Then,
     while a small sensitive count is a linear combination of the published rows, the
-    published row with the smallest value among those sharing a fine cell with it is
-    withheld.
+    published row with the smallest value whose removal breaks that combination is
+    withheld (rows marked ``fixed`` are never chosen).
     """
     withheld = [p.label for p in published if small(p.value, min_cell) and not p.fixed]
     live = [p for p in published if p.label not in withheld]
@@ -215,12 +216,15 @@ def linear_audit(
         for s in targets:
             if not _in_span(s.vector, [p.vector for p in live]):
                 continue
-            overlap = [
-                p for p in live if not p.fixed and np.any((p.vector != 0) & (s.vector != 0))
-            ]
-            if not overlap:
+            candidates = sorted((p for p in live if not p.fixed), key=lambda p: (p.value, p.label))
+            if not candidates:
                 continue
-            victim = min(overlap, key=lambda p: (p.value, p.label))
+            rest = [p.vector for p in live]
+            breaking = [
+                p for p in candidates
+                if not _in_span(s.vector, [v for q, v in zip(live, rest, strict=True) if q is not p])
+            ]  # fmt: skip
+            victim = breaking[0] if breaking else candidates[0]
             withheld.append(victim.label)
             live = [p for p in live if p.label != victim.label]
             changed = True
@@ -266,9 +270,9 @@ def pooled_table1(
             counts = {ph: [int(x) for x in vals[ph][1:]] for ph in vals}
             ns = {ph: int(vals[ph][0]) for ph in vals}
             cells = _t1_cells(labels, counts, ns, kind)
-            to_hide, _ = linear_audit(cells.published, cells.sensitive, min_cell)
+            to_hide, left = linear_audit(cells.published, cells.sensitive, min_cell)
             for ph in ("before", "after"):
-                if any(lbl.startswith(f"{ph}:") for lbl in to_hide):
+                if left or any(lbl.startswith(f"{ph}:") for lbl in to_hide):
                     withheld.add((var, role, ph))
             for ph in ("before", "after"):
                 n = ns[ph]
@@ -364,7 +368,10 @@ def pooled_logrank(sums: Mapping[str, np.ndarray], min_cell: int) -> dict[str, A
             "p_value": None if chi is None else float(stats.chi2.sf(chi, 1)),
             "suppressed": "",
         }
-        if any(small(x, min_cell) for x in o):
+        n = [float(sums[f"km|{outcome}|{r}|n_risk"][0]) for r in ("control", "treated")
+             if f"km|{outcome}|{r}|n_risk" in sums]  # fmt: skip
+        censored = [a - b for a, b in zip(n, o, strict=False)] if len(n) == 2 else []
+        if any(small(x, min_cell) for x in [*o, *censored]):
             entry.update(observed=None, expected=None, total_events=None,
                          suppressed="observed;expected;total_events")  # fmt: skip
         out[outcome] = entry
