@@ -103,8 +103,9 @@ def site_data_from_persons(
         arms=dict(INFO.arms),
         survival={"os": m[["time", "event", "arm_role"]]},
         cox=analyses,
-        binary={"any_event": {str(r): (int(g["event"].sum()), len(g))
-                              for r, g in m.groupby("arm_role")}},  # fmt: skip
+        binary={
+            "any_event": {str(r): (int(g["event"].sum()), len(g)) for r, g in m.groupby("arm_role")}
+        },  # fmt: skip
         attrition=list(rules or []),
         table1=table1_from_persons(d, KINDS, {"race": RACES}),
         table1_kinds=dict(KINDS),

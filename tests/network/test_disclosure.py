@@ -38,7 +38,9 @@ from cohort_etl.network.pool import pool_packages
 N_NETWORKS = 30
 
 
-def _bounds(n_cells: int, eqs: list[tuple[list[int], float]], target: list[int]) -> tuple[float, float]:
+def _bounds(
+    n_cells: int, eqs: list[tuple[list[int], float]], target: list[int]
+) -> tuple[float, float]:
     a = np.zeros((len(eqs), n_cells))
     b = np.zeros(len(eqs))
     for r, (idx, val) in enumerate(eqs):
@@ -157,6 +159,8 @@ def test_random_network_publishes_nothing_small(tmp_path: Path, seed: int) -> No
     # 3. attrition: cells = removal by each rule and the final cohort
     removed = np.sum(np.stack(union.groupby("site")["removed"].first().to_list()), axis=0)
     final = len(union)
+    last_remaining = att["persons_remaining"].dropna()
+    assert last_remaining.empty or int(last_remaining.iloc[-1]) >= final
     n_cells = len(removed) + 1  # x_1..x_3 removals, x_final
     order = ["all", "r1", "r2", "r3"]
     eqs = []

@@ -136,8 +136,10 @@ def test_profile_pooled_log_hr_equals_site_stratified_coxph(
     assert set(hrs) == set(want)
     for analysis, coef in want.items():
         got = hrs[analysis]["profile_fixed_effect"]["estimate"]
-        print(f"{analysis}: profile - coxph = {got - coef:+.2e}, Wald FE - coxph = "
-              f"{hrs[analysis]['wald_FE']['estimate'] - coef:+.2e}")
+        print(
+            f"{analysis}: profile - coxph = {got - coef:+.2e}, Wald FE - coxph = "
+            f"{hrs[analysis]['wald_FE']['estimate'] - coef:+.2e}"
+        )
         assert abs(got - coef) < 1e-3, (analysis, got, coef)
         re = hrs[analysis]["profile_random_effects"]
         assert re["mu_lower"] < coef < re["mu_upper"]
@@ -186,5 +188,7 @@ def test_36_small_sites_with_zero_event_arms(tmp_path: Path) -> None:
     assert abs(got - r["coef"]) < 1e-3, (got, r["coef"])
     assert len(entry["sites_without_wald"]) >= zero_arm
     wald_bias = entry["wald_FE"]["estimate"] - r["coef"]
-    print(f"36 sites: profile {got - r['coef']:+.2e}, Wald FE bias {wald_bias:+.3f}, "
-          f"{zero_arm} sites with a zero-event arm")
+    print(
+        f"36 sites: profile {got - r['coef']:+.2e}, Wald FE bias {wald_bias:+.3f}, "
+        f"{zero_arm} sites with a zero-event arm"
+    )

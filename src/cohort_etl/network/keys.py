@@ -128,8 +128,9 @@ def read_network(path: Path) -> Network:
             data_cutoff=None if data.get("data_cutoff") is None else float(data["data_cutoff"]),
             profile_points=int(data["profile_points"]),
             allow_dirty=bool(data.get("allow_dirty", False)),
-            table1_levels={str(k): [str(x) for x in v]
-                           for k, v in data.get("table1_levels", {}).items()},  # fmt: skip
+            table1_levels={
+                str(k): [str(x) for x in v] for k, v in data.get("table1_levels", {}).items()
+            },  # fmt: skip
             sites={str(k): dict(v) for k, v in data.get("sites", {}).items()},
         )
     except (KeyError, TypeError, ValueError) as exc:

@@ -207,7 +207,7 @@ def pool_network(
         att = pd.DataFrame({"rule_number": range(len(rules)), "rule": rules,
                             "persons_remaining": remaining,
                             "persons_removed": [0] + [a - b for a, b in
-                                                      zip(remaining, remaining[1:])]})  # fmt: skip
+                                                      zip(remaining, remaining[1:], strict=False)]})  # fmt: skip
         tables["pooled_attrition"] = suppress_attrition(att, mc)
     kinds = first.get("table1_kinds", {})
     if kinds:
@@ -252,8 +252,9 @@ def pool_packages(
     )
     for name, frame in tables.items():
         (out_dir / f"{name}.csv").write_bytes(
-            frame.to_csv(index=False, float_format=RESULT_FLOAT_FORMAT,
-                         lineterminator="\n").encode()  # fmt: skip
+            frame.to_csv(
+                index=False, float_format=RESULT_FLOAT_FORMAT, lineterminator="\n"
+            ).encode()  # fmt: skip
         )
     write_report(result, tables, out_dir / "report.html")
     return result

@@ -8,7 +8,7 @@ Site side
     with its derivative (the score of ``beta_j`` at the profiled point; envelope theorem).
     :func:`marginal_grid` integrates the site's profile against a normal random-effects
     density: ``m(mu, tau) = log int L(b) N(b; mu, tau^2) db`` on a fixed (mu, tau) grid
-    (tau = 0 is ``log L(mu)``), by a discrete normal on a 0.01-spaced grid of b within
+    (tau = 0 is ``log L(mu)``), by a discrete normal on a 0.005-spaced grid of b within
     the bounds (the site's profile Hermite-interpolated there).
 
 Coordinator side (on sums over sites only)
@@ -39,10 +39,9 @@ from cohort_etl.errors import InputDataError, NotEstimable
 from cohort_etl.network.keys import PROFILE_LOWER, PROFILE_UPPER
 from cohort_etl.outcomes.cox import _CoxEngine
 
-FINE_STEP = 0.01
-MU_STEP = 0.05
-TAU_GRID = tuple([0.0, 0.01, 0.025] + [round(0.05 * i, 2) for i in range(1, 21)] + [1.25, 1.5,
-                 2.0])  # fmt: skip
+FINE_STEP = 0.005
+MU_STEP = 0.01
+TAU_GRID = tuple([0.0, 0.025] + [round(0.05 * i, 2) for i in range(1, 21)] + [1.25, 1.5, 2.0])
 PRIOR_SD_MU = 2.0
 PRIOR_SD_TAU = 0.5
 LR_DROP = float(stats.chi2.ppf(0.95, 1)) / 2
@@ -184,7 +183,7 @@ def combine_profile(block: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray]:
 def marginal_grid(block: np.ndarray) -> np.ndarray:
     """``m(mu, tau)`` on :func:`mu_grid` x ``TAU_GRID`` (row per tau), see module docs,
     from the site's own profile block (values and derivatives on the profile grid,
-    Hermite-interpolated to the 0.01-spaced grid of b)."""
+    Hermite-interpolated to the 0.005-spaced grid of b)."""
     fine = fine_grid()
     vals = hermite(fine, profile_grid(block.shape[0]), block[:, 0], block[:, 1])
     mus = mu_grid()
@@ -258,7 +257,9 @@ class ProfileEstimate:
         }
 
 
-def pooled_profile_estimate(grid: np.ndarray, vals: np.ndarray, grads: np.ndarray) -> ProfileEstimate:
+def pooled_profile_estimate(
+    grid: np.ndarray, vals: np.ndarray, grads: np.ndarray
+) -> ProfileEstimate:
     """Maximum and likelihood-ratio 95% CI of a (summed) profile; not estimable when the
     maximum or a CI bound lies on the edge of the grid."""
     f = lambda x: _hermite_slope(x, grid, vals, grads)  # noqa: E731

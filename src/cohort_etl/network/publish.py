@@ -78,9 +78,9 @@ def pooled_km(
     info: dict[str, Any] = {}
     for outcome in outcomes:
         roles = sorted(r for r in arms if f"km|{outcome}|{r}|n_risk" in sums)
-        totals = sum(sums[f"km|{outcome}|{r}|n_risk"] for r in roles)
-        n_total = int(totals[0]) if len(totals) else 0
-        k_cut = km_cutoff_interval(np.asarray(totals), n_total, data_cutoff)
+        totals = np.sum([sums[f"km|{outcome}|{r}|n_risk"] for r in roles], axis=0)
+        n_total = int(totals[0]) if totals.size else 0
+        k_cut = km_cutoff_interval(totals, n_total, data_cutoff)
         info[outcome] = {"data_cutoff": data_cutoff,
                          "cutoff_time": k_cut * interval_days, "arms": {}}  # fmt: skip
         for role in roles:
@@ -289,6 +289,9 @@ def pooled_table1(
                                  "suppressed": "count;mean" if hide else ""})  # fmt: skip
     frame = pd.DataFrame(rows, columns=T1_COLUMNS)
     smd = _smd_table(frame, withheld, roles)
+    for col in ("n", "count"):
+        frame[col] = pd.array([None if v is None or pd.isna(v) else int(v) for v in frame[col]],
+                              dtype="Int64")  # fmt: skip
     return frame, smd
 
 

@@ -101,19 +101,20 @@ def at_risk_table(km: pd.DataFrame, outcome: str, points: int = 6) -> str:
     part = km[km["outcome"] == outcome]
     if part.empty:
         return ""
-    tmax = float(part["time"].max())
-    times = sorted({float(t) for t in part["time"]})
-    marks = [min(times, key=lambda t, f=f: abs(t - tmax * f / (points - 1)))
-             for f in range(points)]  # fmt: skip
-    marks = sorted(set(marks))
+    part = part.assign(start=part["time"] - part["time"] // part["interval"])
+    tmax = float(part["start"].max())
+    times = sorted({float(t) for t in part["start"]})
+    targets = [tmax * f / (points - 1) for f in range(points)]
+    marks = sorted({min(times, key=lambda t: abs(t - target)) for target in targets})
     rows = []
     for role, arm in part.groupby("arm_role", sort=True):
-        by_t = dict(zip(arm["time"].astype(float), arm["n_risk"], strict=True))
+        by_t = dict(zip(arm["start"].astype(float), arm["n_risk"], strict=True))
         rows.append({"arm": str(arm["arm"].iloc[0]),
                      **{f"day {t:.0f}": by_t.get(t) for t in marks}})  # fmt: skip
         del role
-    return "<p class='note'>Numbers at risk at the start of the interval ending on the day "\
-           "shown</p>" + _table(pd.DataFrame(rows))
+    return "<p class='note'>Numbers at risk (pooled) on the day shown</p>" + _table(
+        pd.DataFrame(rows)
+    )
 
 
 def forest_svg(entry: dict[str, Any], width: int = 760) -> str:

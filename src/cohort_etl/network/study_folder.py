@@ -158,7 +158,8 @@ def _table1(
                 for role, mean, var_ in (("treated", mt, float(ratio) * vc), ("control", mc, vc)):
                     n = ns[role]
                     cells[(var, role, phase)] = Table1Cell(
-                        "continuous", [n, mean * n, (n - 1) * var_ + n * mean * mean])
+                        "continuous", [n, mean * n, (n - 1) * var_ + n * mean * mean]
+                    )
             else:
                 levels = ["1"] if kind == "binary" else [str(x) for x in part["level"]]
                 if kind != "binary":
@@ -168,14 +169,15 @@ def _table1(
                             f"table1: variable {var!r} has levels {levels}; the network file "
                             f"lists {listed} (table1_levels)")  # fmt: skip
                     levels = list(listed)
-                by_level = dict(zip(["1"] if kind == "binary" else
-                                    [str(x) for x in part["level"]], part.itertuples()))  # fmt: skip
+                names = ["1"] if kind == "binary" else [str(x) for x in part["level"]]
+                by_level = dict(zip(names, part.itertuples(), strict=True))
                 for role in ("treated", "control"):
                     n = ns[role]
                     counts = [round(float(getattr(by_level[lv], f"mean_{role}_{phase}")) * n)
                               if lv in by_level else 0 for lv in levels]  # fmt: skip
                     cells[(var, role, phase)] = Table1Cell(
-                        "binary" if kind == "binary" else "categorical", [n, *counts])
+                        "binary" if kind == "binary" else "categorical", [n, *counts]
+                    )
         if ok:
             kinds[var] = "binary" if kind == "binary" else (
                 "continuous" if kind == "continuous" else "categorical")  # fmt: skip
@@ -222,7 +224,9 @@ def site_from_study_dir(
             continue
         km_path = tables / f"km_{o.name}.csv"
         if not km_path.is_file():
-            site.not_exported.append({"section": f"outcome:{o.name}", "reason": f"no {km_path.name}"})
+            site.not_exported.append(
+                {"section": f"outcome:{o.name}", "reason": f"no {km_path.name}"}
+            )
             continue
         km = pd.read_csv(km_path)
         parts = []
