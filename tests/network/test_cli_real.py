@@ -1,0 +1,90 @@
+"""The CLI round on a real ``cohort-etl run`` folder (slow: reuses the e2e demo run).
+
+One demo run stands for three sites: the same folder exported twice is refused as a
+duplicate run; to pool, each site gets a copy of the folder whose manifest carries a
+site note (so the runs differ in their manifest hash while the data are the same). The
+pooled results of three identical sites are then the site's own: the profile-pooled log
+HR equals the run's Cox coefficient, the pooled KM at the site's KM times its survival.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from tests.e2e.conftest import DemoRun, demo_run, demo_runs  # noqa: F401
+
+CLI = [sys.executable, "-m", "cohort_etl.cli"]
+SITES = ("s1", "s2", "s3")
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_network_round_on_a_real_study_folder(
+    demo_run: DemoRun,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    study = demo_run.out / "hsct_after_cart"
+    results = json.loads((study / "results.json").read_text())
+    net = tmp_path / "network.json"
+    proc = cli("network", "init", "--study", "hsct_after_cart", "--round-id", "t1",
+               "--interval-days", "30", "--level", "race=asian,black,unknown,white",
+               "--level", "ethnicity=hispanic,not_hispanic,unknown", "--out", str(net))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for s in SITES:
+        assert (
+            cli("network", "keygen", "--site-id", s, "--out-dir", str(tmp_path / "keys")).returncode
+            == 0
+        )
+    pubs = [str(tmp_path / "keys" / f"{s}.pub.json") for s in SITES]
+    assert cli("network", "register", "--network", str(net), *pubs).returncode == 0
+
+    def export(site: str, folder: Path) -> Path:
+        out = tmp_path / "pkg" / site
+        p = cli("export", "--study-dir", str(folder), "--site-id", site, "--key",
+                str(tmp_path / "keys" / f"{site}.key.json"), "--network", str(net),
+                "--out", str(out))  # fmt: skip
+        assert p.returncode == 0, p.stderr
+        return out
+
+    same = [export(s, study) for s in SITES]
+    pkg_text = (same[0] / "package.json").read_text()
+    assert "person_id" not in pkg_text and "_date" not in pkg_text
+    proc = cli("pool", *map(str, same), "--network", str(net), "--allow-dirty", "--out",
+               str(tmp_path / "x"))  # fmt: skip
+    assert proc.returncode == 5 and "source_manifest_sha256" in proc.stderr, proc.stderr
+    pkgs = []
+    for s in SITES:
+        copy = tmp_path / "runs" / s / "hsct_after_cart"
+        shutil.copytree(study, copy)
+        manifest = json.loads((copy / "manifest.json").read_text())
+        manifest["site_note"] = s
+        (copy / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        pkgs.append(export(s, copy))
+    meta = json.loads((pkgs[0] / "package.json").read_text())
+    if meta["provenance"]["code_dirty"]:
+        proc = cli("pool", *map(str, pkgs), "--network", str(net), "--out", str(tmp_path / "x"))
+        assert proc.returncode == 5 and "provenance.code_dirty" in proc.stderr
+    proc = cli("pool", *map(str, pkgs), "--network", str(net), "--allow-dirty", "--out",
+               str(tmp_path / "pooled"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    pooled = json.loads((tmp_path / "pooled" / "pooled.json").read_text())
+    for outcome in ("os", "relapse"):
+        cox = results["outcomes"][outcome]["cox"]
+        got = pooled["hazard_ratios"][f"outcome:{outcome}:matched"]["profile_fixed_effect"]
+        assert got["estimate"] == pytest.approx(cox["coef"], abs=1e-3)
+    pairs = results["outcomes"]["os"]["cox_stratified_pairs"]["coef"]
+    got = pooled["hazard_ratios"]["outcome:os:matched_stratified_pairs"]["profile_fixed_effect"]
+    assert got["estimate"] == pytest.approx(pairs, abs=1e-3)
+    # three copies of one site: the pooled grid KM is the site's KM on the grouped times
+    km = pd.read_csv(tmp_path / "pooled" / "pooled_km.csv")
+    assert len(km) > 0 and (km["n_risk"] >= 5).all() and (km["n_risk"] % 3 == 0).all()
+    assert (tmp_path / "pooled" / "report.html").is_file()
