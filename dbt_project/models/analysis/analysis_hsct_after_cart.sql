@@ -64,6 +64,7 @@ final as (
             as {{ dbt.type_string() }}) as arm,
         cast(case when course.allo_hsct_date is null then 0 else 1 end as integer) as hsct_plus,
         cast(course.allo_hsct_date as date) as hsct_date,
+        cast(course.allo_hsct_any_date as date) as allo_hsct_any_date,
         cast({{ year_of('course.cart_date') }} - followup.year_of_birth as integer)
             as age_at_index,
         cast(followup.sex as {{ dbt.type_string() }}) as sex,

@@ -27,6 +27,7 @@ COLUMNS = (
     "person_id",
     "index_date",
     "hsct_date",
+    "allo_hsct_any_date",
     "relapse_date",
     "death_date",
     "end_of_followup_date",
@@ -109,7 +110,8 @@ def draw_study_a(params: SynthParams, truth_n: int = 200_000) -> StudyADraw:
 
     Persons: the generator's study-A population (core CAR-T patients and the autologous-
     HSCT group; ``expected_in_cohort_a``). ``hsct_date``: allogeneic HSCT within
-    ``hsct_window_days`` of the infusion and before relapse. ``relapse_date``: the first
+    ``hsct_window_days`` of the infusion and before relapse; ``allo_hsct_any_date``: the same
+    at any time. ``relapse_date``: the first
     recorded relapse after the infusion: a relapse or refractory code (standard or source
     concept) or the start of salvage therapy, whichever is first. ``ph_positive``: a Ph+ ALL
     code or a positive BCR-ABL1 test on or before the index; ``cr_after_cart`` /
@@ -145,11 +147,19 @@ def draw_study_a(params: SynthParams, truth_n: int = 200_000) -> StudyADraw:
             and (rel is None or t.hsct_date < rel)
         ):
             hsct = t.hsct_date
+        any_allo = None
+        if (
+            t.hsct_type == "allogeneic"
+            and t.hsct_date is not None
+            and (rel is None or t.hsct_date < rel)
+        ):
+            any_allo = t.hsct_date
         rows.append(
             {
                 "person_id": t.person_id,
                 "index_date": _date(index),
                 "hsct_date": _date(hsct),
+                "allo_hsct_any_date": _date(any_allo),
                 "relapse_date": _date(rel),
                 "death_date": _date(t.death_date),
                 "end_of_followup_date": _date(t.end_of_followup),

@@ -115,6 +115,8 @@ class TargetTrialOptions:
     conf_level: float = 0.95
     #: L2 penalty on the standardised coefficients of the censoring models (separation)
     ridge: float = 1e-4
+    #: time terms of the censoring models: a quadratic in time, or one log-odds per interval
+    time_model: Literal["quadratic", "interval"] = "quadratic"
 
     def check(self) -> None:
         if not (self.grace_days > 0 and math.isfinite(self.grace_days)):
@@ -335,7 +337,8 @@ class _GridHazard:
     followed, unexposed and eligible (relapse-free) at ``b[j]``; the event is an exposure
     inside it. Intervals before the first or after the last observed exposure have hazard
     0 (no model row). Linear predictor: intercept + quadratic in the interval midpoint
-    (standardised) + standardised covariates; the numerator model has the time terms only.
+    (standardised) or one log-odds per interval (``time_model``) + standardised
+    covariates; the numerator model has the time terms only.
     """
 
     def __init__(
@@ -345,6 +348,7 @@ class _GridHazard:
         time: FloatArray,
         relapse: FloatArray,
         xs: FloatArray,
+        time_model: str = "quadratic",
     ) -> None:
         self.bounds = bounds
         lo, hi = bounds[:-1], bounds[1:]
@@ -356,7 +360,10 @@ class _GridHazard:
         js = np.arange(self.j_lo, self.j_hi)
         mid = (lo + hi)[js] / 2
         cols = [np.ones(js.size)]
-        if js.size > 1:
+        if time_model == "interval" and js.size > 1:
+            # one log-odds per interval: intercept + indicators of the later intervals
+            cols += [np.asarray(js == j, dtype=np.float64) for j in js[1:]]
+        elif js.size > 1:
             ts = (mid - mid.mean()) / (mid.std() or 1.0)
             cols += [ts, ts**2]
         self.time_design = np.column_stack(cols)  # (intervals, q_t)
@@ -440,6 +447,7 @@ class TargetTrial:
         if data.n < 2:
             raise NotEstimable("target_trial: fewer than 2 eligible persons")
         d, g, delta = data, self.opt.grace_days, self.opt.interval_days
+        opt = self.opt
         xs = _standardise(d.covariates)
         rel = np.where(np.isnan(d.relapse), np.inf, d.relapse)
         e_any = np.where(np.isnan(d.exposure_any), np.inf, d.exposure_any)
@@ -450,10 +458,14 @@ class TargetTrial:
         self.event0 = d.event & (d.time < e_any)
         seen = e_any[np.isfinite(e_any) & (e_any <= d.time)]
         n_int = int(np.ceil(seen.max() / delta)) if seen.size else 0
-        self.model0 = _GridHazard(np.arange(n_int + 1, dtype=np.float64) * delta, e_any, d.time, rel, xs)
+        self.model0 = _GridHazard(
+            np.arange(n_int + 1, dtype=np.float64) * delta, e_any, d.time, rel, xs, opt.time_model
+        )
         # within-grace clone: grid over (0, G]
         k_g = int(np.ceil(g / delta))
-        self.model1 = _GridHazard(np.minimum(np.arange(k_g + 1) * delta, g), e_in, d.time, rel, xs)
+        self.model1 = _GridHazard(
+            np.minimum(np.arange(k_g + 1) * delta, g), e_in, d.time, rel, xs, opt.time_model
+        )
         self.exposed1 = np.isfinite(e_in)
         self.censored1 = ~self.exposed1 & (d.time > g) & (rel > g)
         self._build_rows()

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cohort_etl.synthetic import hazards as hz
-from cohort_etl.synthetic.params import SynthParams
+from cohort_etl.synthetic.params import SynthParams, day
 
 #: counterfactual patients simulated per world
 N_SIMULATED = 200_000
@@ -48,6 +48,13 @@ class StrategyTruth:
     os_hr : float
         Marginal hazard ratio of death (within grace vs never), Cox on the two
         counterfactual worlds to 5 years.
+    os_hr_study_followup : float
+        The same with the study's follow-up: each simulated patient censored as the
+        generator censors a CAR-T patient (infusion date spread over the calendar window
+        like the generator's, loss to follow-up, data cut-off), at most 5 years. The
+        strategy's hazard ratio is not constant over time (no difference before the
+        transplants, a growing one after), so a Cox HR depends on the follow-up; this is
+        the value a Cox model on the generated data estimates.
     os_survival : dict
         ``{(years, strategy): survival}`` for years 1 and 5, strategy ``within_grace`` /
         ``never``.
@@ -59,6 +66,7 @@ class StrategyTruth:
     """
 
     os_hr: float
+    os_hr_study_followup: float
     os_survival: dict[tuple[int, str], float]
     relapse_cif: dict[tuple[int, str], float]
     rfs: dict[tuple[int, str], float]
@@ -67,6 +75,7 @@ class StrategyTruth:
     def as_rows(self) -> list[tuple[str, str]]:
         rows = [
             ("truth.hsct_os_hr_strategy", f"{self.os_hr:.6f}"),
+            ("truth.hsct_os_hr_strategy_study_followup", f"{self.os_hr_study_followup:.6f}"),
             ("truth.hsct_strategy_grace_days", str(self.grace_days)),
         ]
         for label, table in (
@@ -307,6 +316,17 @@ def _strategy_truth(
     time = np.minimum(np.concatenate([death0, death1]), HORIZON_DAYS)
     event = np.concatenate([death0, death1]) <= HORIZON_DAYS
     arm = np.concatenate([np.zeros(n, bool), np.ones(n, bool)])
+    # the study's follow-up (as natural_history.Simulator.patient draws it for CAR-T
+    # patients), from its own stream so the other truths do not change
+    frng = np.random.default_rng([params.seed, 8])
+    lo = day(params.first_cart_date)
+    cutoff = day(params.cutoff_date)
+    entry = lo + ((cutoff - 45 - lo) * np.sqrt(frng.random(n))).astype(np.int64)
+    ltfu = frng.exponential(365.25 / params.loss_to_followup_rate, n)
+    censor = np.minimum(np.minimum(cutoff - entry, 30 + ltfu), HORIZON_DAYS)
+    both = np.concatenate([death0, death1])
+    cens2 = np.concatenate([censor, censor])
+    hr_followup = hr_of(np.minimum(both, cens2), both <= cens2, arm)
     surv: dict[tuple[int, str], float] = {}
     cif: dict[tuple[int, str], float] = {}
     rfs: dict[tuple[int, str], float] = {}
@@ -317,6 +337,7 @@ def _strategy_truth(
             rfs[(years, name)] = float(np.mean(np.minimum(rel, death) > h))
     return StrategyTruth(
         os_hr=hr_of(time, event, arm),
+        os_hr_study_followup=hr_followup,
         os_survival=surv,
         relapse_cif=cif,
         rfs=rfs,

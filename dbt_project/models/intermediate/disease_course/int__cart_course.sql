@@ -4,7 +4,8 @@
 --     a new line of therapy after it, whichever is earlier (DESIGN.md). Lymphodepletion and
 --     HSCT conditioning were absorbed earlier, so neither counts;
 --   * allo_hsct_date: the first allogeneic HSCT after the infusion, within
---     var('hsct_exposure_window_days') and before any relapse (consolidation).
+--     var('hsct_exposure_window_days') and before any relapse (consolidation);
+--   * allo_hsct_any_date: the same without the window (target-trial "never" strategy).
 with diagnoses as (
     select * from {{ ref('int__all_diagnoses') }}
 ),
@@ -129,6 +130,19 @@ consolidation as (
     group by with_relapse.person_id
 ),
 
+-- any allogeneic HSCT after the infusion and before relapse, also after the window: it
+-- ends the "never transplanted" strategy of the target-trial emulation
+consolidation_any as (
+    select with_relapse.person_id, min(transplants.hsct_date) as allo_hsct_any_date
+    from with_relapse
+    inner join transplants
+        on transplants.person_id = with_relapse.person_id
+       and transplants.hsct_type = 'allogeneic'
+       and transplants.hsct_date > with_relapse.cart_date
+       and (with_relapse.relapse_date is null or transplants.hsct_date < with_relapse.relapse_date)
+    group by with_relapse.person_id
+),
+
 final as (
     select
         with_relapse.*,
@@ -141,9 +155,11 @@ final as (
             when with_relapse.relapse_code_date > with_relapse.new_line_date then 'new_line'
             else 'code_and_new_line'
         end as relapse_evidence,
-        consolidation.allo_hsct_date
+        consolidation.allo_hsct_date,
+        consolidation_any.allo_hsct_any_date
     from with_relapse
     left join consolidation on consolidation.person_id = with_relapse.person_id
+    left join consolidation_any on consolidation_any.person_id = with_relapse.person_id
 )
 
 select * from final
