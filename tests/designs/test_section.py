@@ -61,3 +61,28 @@ def test_require_restricts_eligibility(draw7: StudyADraw) -> None:
 def test_spec_rejects_unknown_fields() -> None:
     with pytest.raises(ValueError, match="extra"):
         _spec(grace=10)
+
+
+def test_report_parts_lead_with_the_emulation(draw7: StudyADraw, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from cohort_etl.designs import report as ttr
+    from cohort_etl.report.html import Report, render
+
+    spec = _spec()
+    section, curves, at_risk = run_section(spec, draw7.data)
+    rows = ttr.headline_rows(section)
+    assert rows[1][0].startswith("5-year overall survival, difference")
+    assert "HR = " in rows[-1][1]
+    truth = dict(draw7.truth.as_rows())
+    secs, fig = ttr.sections(
+        section, curves, at_risk, [0, 365, 1826], Path(str(tmp_path)), 5, truth
+    )
+    assert fig.exists()
+    pub, warning = ttr.published_section(section, [("HR", "0.35")])
+    assert warning.startswith("Immortal-time bias: exposure defined after time zero")
+    html = render(Report("t", "s", rows, [*secs, pub]))
+    assert html.index("Target-trial emulation") < html.index(ttr.PUBLISHED_TITLE)
+    assert "Estimate vs known truth" in html
+    # the truth cells are the generator's values
+    assert f"{float(truth['truth.hsct_os_hr_strategy_study_followup']):.3f}" in html
