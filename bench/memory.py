@@ -54,3 +54,68 @@ def run_measured(code: str, env: dict[str, str] | None = None) -> dict[str, floa
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["process_seconds"] = time.perf_counter() - start
     return result
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(p) for p in handle.read().split()]
+    except OSError:
+        return []
+
+
+def _status(pid: int) -> tuple[str, float]:
+    """(command name, VmHWM in MB) of a process; ('', 0) once it is gone."""
+    name, hwm = "", 0.0
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("Name:"):
+                    name = line.split()[1]
+                elif line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return name, hwm
+
+
+class DescendantPeaks:
+    """Peak resident memory of this process's descendants (a dbt build and the JVM it
+    starts), by command name, sampled every ``interval`` seconds in a thread.
+
+    ``VmHWM`` only grows, so the last sample before a process exits is its peak to within
+    one interval's growth. Use as a context manager; read :attr:`peaks_mb` afterwards
+    (``{"python3": ..., "java": ...}``: the largest process of each name).
+    """
+
+    def __init__(self, interval: float = 0.2) -> None:
+        import threading
+
+        self.interval = interval
+        self.peaks_mb: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import os
+
+        root = os.getpid()
+        while not self._stop.wait(self.interval):
+            todo, seen = _children(root), set()
+            while todo:
+                pid = todo.pop()
+                if pid in seen:
+                    continue
+                seen.add(pid)
+                todo.extend(_children(pid))
+                name, hwm = _status(pid)
+                if name:
+                    self.peaks_mb[name] = max(self.peaks_mb.get(name, 0.0), round(hwm, 1))
+
+    def __enter__(self) -> DescendantPeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -58,3 +58,18 @@
 {% macro postgres__planner_settings() -%}
     set local enable_nestloop = off
 {%- endmacro %}
+
+{#- Pre-hooks of the model with a recursive CTE (int__lines_of_therapy): Spark 4 caps a
+    recursive CTE at 100 levels and 1M rows by default; the depth here is the number of lines
+    in a treatment segment and the rows are every line start, which grow with the CDM.
+    -1 = no limit. Other warehouses: nothing. -#}
+{% macro recursion_limit(which) -%}
+    {{ return(adapter.dispatch('recursion_limit', 'cohort_etl')(which)) }}
+{%- endmacro %}
+
+{% macro default__recursion_limit(which) -%}
+{%- endmacro %}
+
+{% macro spark__recursion_limit(which) -%}
+    set spark.sql.cteRecursion{{ 'Level' if which == 'level' else 'Row' }}Limit = -1
+{%- endmacro %}

@@ -5,6 +5,7 @@ Profiles live in ``profiles.yml`` at the project root (or the file named by
 
     type: duckdb       path: data/omop.duckdb
     type: postgres     url: postgresql+psycopg://user@host:5432/db
+    type: spark        method: session, warehouse: data/spark (a local Spark, Hive metastore)
 
 plus ``cdm_schema`` (read-only source), ``results_schema`` (everything we write),
 ``truth_schema`` (synthetic ground truth, demo only). The profile is chosen by
@@ -72,7 +73,43 @@ class PostgresProfile(_ProfileBase):
         return value
 
 
-Profile = Annotated[DuckDBProfile | PostgresProfile, Field(discriminator="type")]
+class SparkProfile(_ProfileBase):
+    """Spark through dbt-spark's ``session`` method: a local Spark inside the process
+    (pyspark, Java 17), its tables and Hive metastore (Derby) under ``warehouse``.
+
+    The Derby metastore admits one process at a time: cohort-etl holds one Spark session
+    per process and releases it while dbt runs (:func:`cohort_etl.spark.release_session`).
+    Other dbt-spark methods (thrift, http / Databricks, Livy) are documented in
+    docs/spark.md; cohort-etl's Python side connects in session mode only.
+    """
+
+    type: Literal["spark"]
+    method: Literal["session"] = "session"
+    #: folder of the managed tables (spark.sql.warehouse.dir) and of the metastore_db
+    warehouse: Path = Path("data/spark")
+    #: Spark master: local[N] / local[*] (session mode runs the driver in-process)
+    master: str = "local[*]"
+    driver_memory: str = "4g"
+    #: spark.sql.shuffle.partitions; adaptive execution coalesces them further
+    shuffle_partitions: int = Field(default=8, ge=1)
+    threads: int | None = None
+    #: further Spark settings (spark.* keys), given to Spark as they are
+    conf: dict[str, str] = Field(default_factory=dict)
+
+    def resolved_warehouse(self) -> Path:
+        path = self.warehouse if self.warehouse.is_absolute() else project_root() / self.warehouse
+        return path.resolve()
+
+    @field_validator("conf")
+    @classmethod
+    def _spark_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not key.startswith("spark."):
+                raise ValueError(f"conf key {key!r} is not a Spark setting (spark.*)")
+        return value
+
+
+Profile = Annotated[DuckDBProfile | PostgresProfile | SparkProfile, Field(discriminator="type")]
 
 
 class ProfilesFile(BaseModel):
@@ -86,7 +123,7 @@ class NamedProfile(BaseModel):
     """A resolved profile with its name."""
 
     name: str
-    settings: DuckDBProfile | PostgresProfile
+    settings: DuckDBProfile | PostgresProfile | SparkProfile
 
     @property
     def dialect(self) -> str:

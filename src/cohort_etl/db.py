@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from cohort_etl.config import DuckDBProfile, NamedProfile, PostgresProfile
+from cohort_etl.config import DuckDBProfile, NamedProfile, PostgresProfile, SparkProfile
 from cohort_etl.errors import ConfigError, ConnectionFailed, TargetNotEmpty
 
 #: Longest identifier accepted (PostgreSQL truncates at 63 bytes; DuckDB catalog names are
@@ -71,17 +71,21 @@ class Database:
         raise NotImplementedError
 
     # --- shared ---------------------------------------------------------------------
+    def quote(self, name: str) -> str:
+        """``name`` as one identifier in this dialect (Spark overrides: backticks)."""
+        return quote_ident(name)
+
     def schema_ref(self, schema: str) -> str:
         """Quoted reference to ``schema`` for DML/DDL on its tables.
 
         On DuckDB it is catalog-qualified: a database file named like one of its schemas
         (data/cdm.duckdb holds schema cdm) makes ``cdm.person`` ambiguous there.
         """
-        return quote_ident(schema)
+        return self.quote(schema)
 
     def table_ref(self, schema: str, table: str) -> str:
         """Quoted, unambiguous ``schema.table`` reference (see :meth:`schema_ref`)."""
-        return f"{self.schema_ref(schema)}.{quote_ident(table)}"
+        return f"{self.schema_ref(schema)}.{self.quote(table)}"
 
     def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         frame = self.query_df(sql, params)
@@ -125,10 +129,10 @@ class Database:
             )
         if existing:
             self.drop_schema(schema)
-        self.execute(f"create schema if not exists {quote_ident(schema)}")
+        self.execute(f"create schema if not exists {self.quote(schema)}")
 
     def drop_schema(self, schema: str) -> None:
-        self.execute(f"drop schema if exists {quote_ident(schema)} cascade")
+        self.execute(f"drop schema if exists {self.quote(schema)} cascade")
 
     def __enter__(self) -> Database:
         return self
@@ -282,6 +286,10 @@ def connect(profile: NamedProfile, read_only: bool = False) -> Database:
     """Open the profile's database."""
     if isinstance(profile.settings, DuckDBProfile):
         return DuckDBDatabase(profile, read_only=read_only)
+    if isinstance(profile.settings, SparkProfile):
+        from cohort_etl.spark.database import SparkDatabase
+
+        return SparkDatabase(profile)
     return PostgresDatabase(profile)
 
 

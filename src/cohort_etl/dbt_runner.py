@@ -35,7 +35,13 @@ import pandas as pd
 
 from cohort_etl.concept_sets.compile import compile_seed
 from cohort_etl.concept_sets.registry import load_concept_sets
-from cohort_etl.config import DuckDBProfile, NamedProfile, PostgresProfile, project_root
+from cohort_etl.config import (
+    DuckDBProfile,
+    NamedProfile,
+    PostgresProfile,
+    SparkProfile,
+    project_root,
+)
 from cohort_etl.db import connected
 from cohort_etl.errors import BuildError, ConfigError
 from cohort_etl.quality.findings import QualityReport
@@ -69,7 +75,8 @@ def default_threads(profile: NamedProfile) -> int:
     work holds the GIL, so a second dbt thread only makes two models share the cores: on
     the 1M-person CDM (2 cores) the build's wall time was the same with 1 or 2 threads
     (11.3 vs 11.4 s) while the models' summed execution time went 3.5 -> 5.9 s.
-    PostgreSQL: 2 (one backend per model, each mostly on one core).
+    PostgreSQL: 2 (one backend per model, each mostly on one core). Spark: 2 (a model's
+    stages leave cores idle while it plans and commits; a second model fills them).
     """
     return 1 if isinstance(profile.settings, DuckDBProfile) else 2
 
@@ -100,7 +107,12 @@ def dbt_env(profile: NamedProfile, threads: int | None = None) -> dict[str, str]
                 "COHORT_ETL_DBT_PG_DBNAME": url.database or "postgres",
             }
         )
-    else:  # pragma: no cover - the profile union has two members
+    elif isinstance(settings, SparkProfile):
+        from cohort_etl.spark.session import spark_conf
+
+        # dbt-spark's session method starts its own Spark with these settings
+        env["COHORT_ETL_DBT_SPARK_CONF"] = json.dumps(spark_conf(settings))
+    else:  # pragma: no cover - the profile union has three members
         raise ConfigError(f"profile {profile.name!r}: unsupported type {settings.type!r}")
     return env
 
@@ -283,6 +295,10 @@ class DbtBuild:
         if self.select:
             args += ["--select", self.select]
         env = {**os.environ, **dbt_env(self.profile, self.threads)}
+        if isinstance(self.profile.settings, SparkProfile):
+            from cohort_etl.spark.session import release_session
+
+            release_session()  # the Spark metastore admits one process: dbt's
         log.info("dbt %s for profile %s", self.command, self.profile.name)
         start = time.perf_counter()
         proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)

@@ -17,14 +17,28 @@ from cohort_etl.config import get_profile
     "folder",
     required=True,
     type=click.Path(path_type=Path),
-    help="Folder of OMOP CDM CSV files (person.csv or PERSON.csv, comma or tab, .csv.gz ok).",
+    help="Folder of OMOP CDM CSV files (person.csv or PERSON.csv, comma or tab, .csv.gz ok); "
+    "on a spark profile also Parquet (person.parquet or a person/ folder), registered in place.",
 )
 @click.option("--replace", is_flag=True, help="Overwrite a non-empty CDM schema.")
 def load(profile_name: str | None, folder: Path, replace: bool) -> None:
-    """Load OMOP CDM v5.4 CSV files, validated against the CDM spec, in one transaction."""
+    """Load OMOP CDM v5.4 CSV files, validated against the CDM spec, in one transaction.
+
+    On a spark profile the folder's tables are registered as the Spark CDM database instead.
+    """
+    from cohort_etl.config import SparkProfile
     from cohort_etl.loader import load_csv_folder
 
     profile = get_profile(profile_name)
+    if isinstance(profile.settings, SparkProfile):
+        from cohort_etl.spark.loader import register_cdm_folder
+
+        registered = register_cdm_folder(folder, profile, replace=replace)
+        click.echo(
+            f"registered {len(registered.locations)} tables from {folder} "
+            f"-> {profile.name}:{registered.schema}"
+        )
+        return
     result = load_csv_folder(folder, profile, replace=replace)
     total = sum(result.row_counts.values())
     click.echo(
