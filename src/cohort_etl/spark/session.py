@@ -107,6 +107,10 @@ def get_session(settings: SparkProfile) -> Any:
             ) from None
         first = (text.strip().splitlines() or ["unknown error"])[0]
         raise ConnectionFailed(f"cannot start Spark ({settings.master}): {first}") from None
+    # cohort-etl's own SQL quotes identifiers the standard way ("person_id"); in this
+    # session only (not dbt's), Spark reads them so, not as string literals
+    spark.conf.set("spark.sql.ansi.enabled", "true")
+    spark.conf.set("spark.sql.ansi.doubleQuotedIdentifiers", "true")
     _current = (key, spark)
     return spark
 
