@@ -159,16 +159,17 @@ def load_profiles(path: Path | None = None) -> ProfilesFile:
     path = path or profiles_path()
     if not path.exists():
         raise ConfigError(f"{path}: profiles file not found")
+    from cohort_etl.specfile import describe, parse_yaml
+
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raw, root = parse_yaml(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{path}: not valid YAML: {first_line}") from None
     try:
         parsed = ProfilesFile.model_validate(_expand(raw))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+        raise ConfigError(f"{path}: {describe(exc.errors()[0], root)}") from None
     if parsed.default not in parsed.profiles:
         raise ConfigError(f"{path}: default profile {parsed.default!r} is not defined")
     return parsed

@@ -37,32 +37,44 @@ def parse_yaml(text: str) -> tuple[Any, yaml.Node | None]:
     return yaml.load(text, Loader=_SpecLoader), yaml.compose(text, Loader=_SpecLoader)
 
 
-def node_line(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the node at ``loc`` (a pydantic error location), else of the
-    deepest node on the way there."""
-    node, line = root, None
-    for part in loc:
+def locate(root: yaml.Node | None, loc: tuple[Any, ...]) -> tuple[int | None, list[str]]:
+    """Line (1-based) of the node at ``loc`` (a pydantic error location) and the parts of
+    ``loc`` that are keys of the document. Parts that are not (pydantic's union-member
+    tags such as ``duckdb`` or ``time_to_event``) are skipped; a missing last key (a
+    required field) is kept, with the line of its parent."""
+    node, line, path = root, None, []
+    for index, part in enumerate(loc):
         if node is None:
             break
         line = node.start_mark.line + 1
+        child = None
         if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if getattr(k, "value", None) == str(part)), None)
+            # the last of duplicate keys wins, as when loading
+            for key, value in node.value:
+                if getattr(key, "value", None) == str(part):
+                    child = value
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            node = node.value[part] if 0 <= part < len(node.value) else None
-        else:
-            # pydantic adds union member / tag names to the location: skip those parts
-            continue
+            child = node.value[part] if 0 <= part < len(node.value) else None
+        if child is not None:
+            node = child
+            path.append(str(part))
+        elif index == len(loc) - 1:
+            path.append(str(part))
+            node = None
     if node is not None:
         line = node.start_mark.line + 1
-    return line
+    return line, path
 
 
 def describe(error: Any, root: yaml.Node | None = None) -> str:
     """One pydantic error as ``[line N: ]field.path: message (allowed: ...)``."""
     where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-    line = node_line(root, tuple(error["loc"])) if root is not None else None
-    if line is not None:
-        where = f"line {line}: {where}"
+    if root is not None:
+        line, path = locate(root, tuple(error["loc"]))
+        if path:
+            where = ".".join(path)
+        if line is not None:
+            where = f"line {line}: {where}"
     message = str(error["msg"])
     ctx = error.get("ctx") or {}
     if "expected" in ctx:

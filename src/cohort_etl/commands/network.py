@@ -4,17 +4,29 @@ file); the work is in :mod:`cohort_etl.network` (docs/network.md)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
 
 _path = click.Path(path_type=Path)
+_SITE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _site_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A site id names files (<site>.key.json) and package fields: a plain token only."""
+    if not _SITE_ID.match(value):
+        raise click.BadParameter(
+            f"{value!r}: letters, digits, '_', '.' and '-' only (at most 64)", ctx, param
+        )
+    return value
 
 
 @click.command("export")
 @click.option("--study-dir", required=True, type=_path,
               help="A finished study folder: output/<profile>/<study>/ of `cohort-etl run`.")  # fmt: skip
-@click.option("--site-id", required=True, help="This site's identifier in the network.")
+@click.option("--site-id", required=True, callback=_site_id,
+              help="This site's identifier in the network.")  # fmt: skip
 @click.option("--key", "key_file", required=True, type=_path,
               help="This site's private key file (<site>.key.json, from `network keygen`).")  # fmt: skip
 @click.option("--network", "network_file", required=True, type=_path,
@@ -64,7 +76,7 @@ def network() -> None:
 
 
 @network.command("keygen")
-@click.option("--site-id", required=True)
+@click.option("--site-id", required=True, callback=_site_id)
 @click.option("--out-dir", required=True, type=_path)
 def keygen(site_id: str, out_dir: Path) -> None:
     """Create <site>.key.json (private, mode 0600) and <site>.pub.json (for the coordinator)."""
