@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -301,7 +302,7 @@ class DbtBuild:
             release_session()  # the Spark metastore admits one process: dbt's
         log.info("dbt %s for profile %s", self.command, self.profile.name)
         start = time.perf_counter()
-        proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+        proc = run_child(args, env)
         wall = time.perf_counter() - start
         if not run_results.exists():
             raise BuildError(f"dbt {self.command} did not run: {_last_error_line(proc.stdout)}")
@@ -404,6 +405,70 @@ def _build_lock() -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: have the kernel SIGKILL this child when its parent dies, however it dies
+    (a SIGKILL of cohort-etl cannot be caught, so nothing else could stop the child)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def run_child(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run a child (dbt) that never outlives cohort-etl.
+
+    The child dies with its parent (PR_SET_PDEATHSIG on Linux), so a SIGKILL of
+    cohort-etl does not leave dbt running and holding the DuckDB file's lock; on SIGTERM,
+    SIGINT or any exception here the child is killed and reaped before the error goes on.
+    The child stays in cohort-etl's process group, so killing the group stops both.
+    """
+    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    proc = subprocess.Popen(
+        args,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=preexec,  # noqa: PLW1509 - only a prctl call, no locks taken
+    )
+    previous = _forward_sigterm()
+    try:
+        stdout, stderr = proc.communicate()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        _restore_sigterm(previous)
+    return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received while a child runs (raised to unwind and kill the child)."""
+
+
+def _forward_sigterm() -> Any:
+    """While a child runs, SIGTERM raises :class:`Terminated` in the main thread."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _restore_sigterm(previous: Any) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _last_error_line(stdout: str) -> str:

@@ -49,6 +49,27 @@ class LoadResult:
     row_counts: dict[str, int] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
     skipped: list[Path] = field(default_factory=list)
+    #: schemas of a synthetic demo CDM that ``--replace`` removed with it
+    removed: list[str] = field(default_factory=list)
+
+
+def demo_leftovers(db: Database, profile: NamedProfile) -> list[str]:
+    """Schemas a synthetic demo CDM keeps beside the profile's CDM schema: the generator's
+    storage schemas (``<cdm>_storage_a/_b``) and its truth schema (recognised by the
+    generator's own ``parameters`` row). Replacing the CDM must remove them as well."""
+    from cohort_etl.synthetic.generator import TRUTH_PARAMETERS, _storage_names
+
+    settings = profile.settings
+    out = [s for s in _storage_names(settings.cdm_schema) if db.schema_exists(s)]
+    truth = settings.truth_schema
+    if db.schema_exists(truth) and TRUTH_PARAMETERS in db.tables(truth):
+        made_by = db.scalar(
+            f"select value from {db.table_ref(truth, TRUTH_PARAMETERS)} where name = {db.param}",
+            ["generated_by"],
+        )
+        if made_by == "cohort_etl.synthetic.generator":
+            out.append(truth)
+    return out
 
 
 def find_files(folder: Path) -> tuple[dict[str, Path], list[Path]]:
@@ -265,9 +286,13 @@ def load_csv_folder(folder: Path, profile: NamedProfile, *, replace: bool = Fals
                 f"({', '.join(existing[:4])}{', ...' if len(existing) > 4 else ''}); "
                 "pass --replace to overwrite it"
             )
+        leftovers = demo_leftovers(db, profile) if replace else []
         db.execute("begin transaction" if db.dialect == "duckdb" else "begin")
         in_tx = True
         db.execute(f"drop schema if exists {quote_ident(schema)} cascade")
+        for other in leftovers:
+            db.execute(f"drop schema if exists {quote_ident(other)} cascade")
+        result.removed = leftovers
         db.execute(f"create schema {quote_ident(schema)}")
         for plan in plans:
             db.execute(create_table_sql(plan.table, db.schema_ref(schema), db.dialect))

@@ -45,3 +45,5 @@ def load(profile_name: str | None, folder: Path, replace: bool) -> None:
         f"loaded {len(result.row_counts)} tables ({total:,} rows) from {folder} "
         f"-> {profile.name}:{result.schema}"
     )
+    if result.removed:
+        click.echo(f"removed the synthetic demo's schemas: {', '.join(result.removed)}")
