@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -93,42 +94,109 @@ def find_files(folder: Path) -> tuple[dict[str, Path], list[Path]]:
     return found, skipped
 
 
-def _delimiter(path: Path) -> str:
+def _open_text(path: Path) -> Any:
     import gzip
 
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:  # type: ignore[operator]
-        header = fh.readline()
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rb")
+    return path.open("rb")
+
+
+def _unreadable(path: Path, exc: BaseException) -> InputDataError:
+    """A gzip file that is truncated or not gzip at all, named."""
+    return InputDataError(
+        f"{path.name}: cannot read: truncated or corrupt gzip file "
+        f"({str(exc) or type(exc).__name__})"
+    )
+
+
+def _delimiter(path: Path) -> str:
+    import gzip
+    import zlib
+
+    try:
+        with _open_text(path) as fh:
+            raw = fh.readline()
+    except (EOFError, OSError, gzip.BadGzipFile, zlib.error) as exc:
+        raise _unreadable(path, exc) from None
+    header = raw.decode("utf-8", errors="replace")
     if not header.strip():
         raise InputDataError(f"{path.name}: empty file (no header line)")
-    return "\t" if header.count("\t") > header.count(",") else ","
+    counts = {d: header.count(d) for d in (",", "\t", ";", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    if best in (";", "|") and counts[best] > max(counts[","], counts["\t"]):
+        raise InputDataError(
+            f"{path.name}: line 1: fields are separated by {best!r}; "
+            "OMOP CSV files are comma- or tab-separated (re-export with ',' as separator)"
+        )
+    return "\t" if counts["\t"] > counts[","] else ","
+
+
+def _first_non_utf8(path: Path) -> tuple[int, int, int] | None:
+    """(line, column, byte) of the first byte sequence that is not UTF-8, if any."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with _open_text(path) as fh:
+        for raw in fh:
+            try:
+                decoder.decode(raw)
+            except UnicodeDecodeError as exc:
+                return line, exc.start + 1, raw[exc.start]
+            line += 1
+    return None
+
+
+def _csv_error(path: Path, exc: Exception) -> InputDataError:
+    """A pyarrow CSV error as one line naming the file (and the line of a bad byte)."""
+    import gzip
+    import zlib
+
+    lowered = str(exc).lower()
+    if isinstance(exc, EOFError | gzip.BadGzipFile | zlib.error) or "compress" in lowered:
+        return _unreadable(path, exc)
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "utf8" in text.lower() or "utf-8" in text.lower():
+        try:
+            bad = _first_non_utf8(path)
+        except (EOFError, OSError, gzip.BadGzipFile, zlib.error) as err:
+            return _unreadable(path, err)
+        if bad is not None:
+            line, column, byte = bad
+            return InputDataError(
+                f"{path.name}: line {line}, byte {column}: not UTF-8 text (byte {byte:#04x}); "
+                "save the file as UTF-8"
+            )
+    return InputDataError(f"{path.name}: cannot parse as CSV: {text}")
 
 
 def _header(path: Path, delimiter: str) -> list[str]:
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=1 << 16),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter),
-        convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=True),
-    )
+    try:
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=1 << 16),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=True),
+        )
+    except (pa.ArrowInvalid, OSError, EOFError) as exc:
+        raise _csv_error(path, exc) from None
     return list(reader.schema.names)
 
 
 def _batches(path: Path, delimiter: str, names: list[str]) -> Iterator[pa.RecordBatch]:
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=_BATCH_BYTES),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False),
-        convert_options=pacsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
-        ),
-    )
     try:
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=_BATCH_BYTES),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+            ),
+        )
         yield from reader
-    except pa.ArrowInvalid as exc:
-        raise InputDataError(
-            f"{path.name}: cannot parse as CSV: {str(exc).splitlines()[0]}"
-        ) from None
+    except (pa.ArrowInvalid, OSError, EOFError) as exc:
+        raise _csv_error(path, exc) from None
 
 
 def _first_bad(values: pa.Array, ok: pa.Array) -> int:
@@ -189,7 +257,12 @@ def _convert(values: pa.Array, fld: Field, path: Path, first_line: int) -> pa.Ar
         else:
             raise fail(_first_bad(cleaned, iso), "not a date (YYYY-MM-DD):")
         try:
-            return pc.cast(pc.strptime(cleaned, format=fmt, unit="s"), pa.date32())
+            parsed = pc.strptime(cleaned, format=fmt, unit="s")
+            # strptime rolls impossible days over (2020-02-30 -> 2020-03-01): round-trip
+            same = pc.equal(pc.strftime(parsed, format=fmt), cleaned)
+            if not pc.all(pc.fill_null(same, True)).as_py():
+                raise fail(_first_bad(cleaned, same), "not a valid date:")
+            return pc.cast(parsed, pa.date32())
         except pa.ArrowInvalid:
             for i, value in enumerate(cleaned.to_pylist()):
                 if value is None:

@@ -69,11 +69,7 @@ def _start_build_and_wait_for_dbt(env: dict[str, str]) -> tuple[subprocess.Popen
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        kids = [
-            k
-            for k in children(proc.pid)
-            if b"dbt" in Path(f"/proc/{k}/cmdline").read_bytes()
-        ]
+        kids = [k for k in children(proc.pid) if b"dbt" in Path(f"/proc/{k}/cmdline").read_bytes()]
         if kids:
             time.sleep(2)  # let dbt get going (connections open, models running)
             return proc, kids[0]
@@ -115,7 +111,9 @@ def test_sigterm_stops_dbt_before_exiting(small: dict[str, str]) -> None:
 def test_load_replace_removes_the_demo_schemas(tmp_path: Path) -> None:
     path = tmp_path / "omop.duckdb"
     csv_dir = tmp_path / "csv"
-    generate(SynthParams(seed=6, persons=200, n_core=5), duckdb_profile_at(path, "t"), csv_dir=csv_dir)
+    generate(
+        SynthParams(seed=6, persons=200, n_core=5), duckdb_profile_at(path, "t"), csv_dir=csv_dir
+    )
 
     def schemas() -> set[str]:
         con = duckdb.connect(str(path), read_only=True)
