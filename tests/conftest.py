@@ -57,3 +57,46 @@ def pg_profile(pg_database: str) -> NamedProfile:
 def r_available() -> bool:
     """True when Rscript with survival and MatchIt is installed (CI installs it)."""
     return shutil.which("Rscript") is not None
+
+
+#: skip reasons (substrings) -> the system-package group a skipped test belongs to
+SKIP_GROUPS = {
+    "Rscript": "R oracle",
+    "R package": "R oracle",
+    "chromium": "browser (Chromium)",
+    "java": "Spark (Java)",
+}
+INSTALL_COMMAND = "sudo .ci/install-system-deps"
+
+
+def skipped_groups(reasons: list[str]) -> dict[str, int]:
+    """How many skipped tests fall in each group that a system package would enable."""
+    counts: dict[str, int] = {}
+    for reason in reasons:
+        for key, group in SKIP_GROUPS.items():
+            if key.lower() in reason.lower():
+                counts[group] = counts.get(group, 0) + 1
+                break
+    return counts
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End the run with one loud line when tests were skipped for a missing system package
+    (R, Chromium, Java), naming the groups and the command that installs them."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    reasons = []
+    for report in reporter.stats.get("skipped", []):
+        longrepr = getattr(report, "longrepr", None)
+        if isinstance(longrepr, tuple) and len(longrepr) == 3:
+            reasons.append(str(longrepr[2]))
+    groups = skipped_groups(reasons)
+    if groups:
+        named = ", ".join(f"{group} ({n} tests)" for group, n in sorted(groups.items()))
+        reporter.write_sep(
+            "!",
+            f"NOT RUN: {named}; install the system packages with: {INSTALL_COMMAND}",
+            red=True,
+            bold=True,
+        )
