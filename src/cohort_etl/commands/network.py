@@ -4,18 +4,18 @@ file); the work is in :mod:`cohort_etl.network` (docs/network.md)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import click
 
 _path = click.Path(path_type=Path)
-_SITE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def _site_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """A site id names files (<site>.key.json) and package fields: a plain token only."""
-    if not _SITE_ID.match(value):
+    from cohort_etl.network.keys import SITE_ID
+
+    if not SITE_ID.match(value):
         raise click.BadParameter(
             f"{value!r}: letters, digits, '_', '.' and '-' only (at most 64)", ctx, param
         )

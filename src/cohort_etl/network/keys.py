@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,16 @@ DEFAULT_DATA_CUTOFF = 0.9
 PROFILE_LOWER = math.log(0.01)
 PROFILE_UPPER = math.log(100.0)
 PROFILE_POINTS = 81
+#: a site id names files (<site>.key.json) and package fields: a plain token only
+SITE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_site_id(value: str, where: str) -> str:
+    if not SITE_ID.match(str(value)):
+        raise InputDataError(
+            f"{where}: site id {value!r}: letters, digits, '_', '.' and '-' only (at most 64)"
+        )
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -154,8 +165,7 @@ def check_network(net: Network, source: str) -> None:
 
 
 def generate_key(site_id: str) -> SiteKey:
-    if not site_id or not site_id.strip():
-        raise InputDataError("site_id: must not be empty")
+    check_site_id(site_id, "keygen")
     return SiteKey(site_id, Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
 
 
@@ -199,13 +209,11 @@ def register(net: Network, public_file: Path) -> str:
     data = _read_json(public_file, "public key file")
     if data.get("kind") != PUB_KIND:
         raise InputDataError(f"{public_file}: not a site public key (kind {data.get('kind')!r})")
-    site = str(data.get("site_id", ""))
+    site = check_site_id(str(data.get("site_id", "")), str(public_file))
     for f in ("sign_public", "exchange_public"):
         value = str(data.get(f, ""))
         if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
             raise InputDataError(f"{public_file}: {f} is not a 32-byte hex key")
-    if not site:
-        raise InputDataError(f"{public_file}: site_id missing")
     if site in net.sites and net.sites[site] != {
         "sign_public": data["sign_public"], "exchange_public": data["exchange_public"]
     }:  # fmt: skip
