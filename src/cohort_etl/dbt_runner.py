@@ -49,9 +49,6 @@ from cohort_etl.quality.findings import QualityReport
 
 log = logging.getLogger("cohort_etl.build")
 
-#: Cohort tables whose emptiness is reported as a warning after a build.
-COHORT_DEFINITIONS_TABLE = "cohort_definition"
-
 
 def dbt_project_dir() -> Path:
     """``dbt_project/`` at the project root."""
@@ -346,47 +343,61 @@ class DbtBuild:
 
     def _post_build_warnings(self) -> list[str]:
         """Warnings the build is still meaningful with: concept set items naming a concept
-        the vocabulary lacks, and cohorts with zero persons (left empty)."""
+        the vocabulary lacks (one line per concept set, with a count), and cohorts with
+        zero persons, named with the rule that emptied them (``EMPTY COHORT: ...``)."""
         if self.command == "test":
             return []
         schema = self.profile.settings.results_schema
         out: list[str] = []
         with connected(self.profile) as db:
             tables = db.tables(schema)
-            schema = db.schema_ref(schema)
             if "concept_set_absent_items" in tables:
                 absent = db.query_df(
-                    f"select concept_set_name, concept_id, vocabulary_id, concept_code "
-                    f"from {schema}.concept_set_absent_items "
-                    f"order by concept_set_name, concept_id, vocabulary_id, concept_code"
+                    "select concept_set_name, concept_id, vocabulary_id, concept_code "
+                    f"from {db.table_ref(schema, 'concept_set_absent_items')} "
+                    "order by concept_set_name, concept_id, vocabulary_id, concept_code"
                 )
-                for record in absent.to_dict(orient="records"):
-                    concept_id = record["concept_id"]
-                    what = (
-                        f"code {record['vocabulary_id']} {record['concept_code']}"
-                        if pd.isna(concept_id)
-                        else f"concept {int(concept_id)}"
-                    )
-                    message = (
-                        f"concept set {record['concept_set_name']} names {what}, "
-                        "absent from the vocabulary"
-                    )
-                    log.warning("%s", message)
-                    out.append(message)
-            if COHORT_DEFINITIONS_TABLE not in tables:
-                return out
-            frame = db.query_df(
-                f"select d.cohort_definition_name, count(c.subject_id) as n "
-                f"from {schema}.cohort_definition d left join {schema}.cohort c "
-                f"on c.cohort_definition_id = d.cohort_definition_id "
-                f"group by d.cohort_definition_name order by d.cohort_definition_name"
-            )
-        for name, n in zip(frame["cohort_definition_name"], frame["n"], strict=True):
-            if int(n) == 0:
-                message = f"cohort {name} has zero persons"
-                log.warning("%s", message)
-                out.append(message)
+                out += absent_concept_warnings(absent)
+            if "cohort_attrition" in tables:
+                attrition = db.query_df(
+                    "select cohort_definition_name, rule_number, rule_name, persons_remaining "
+                    f"from {db.table_ref(schema, 'cohort_attrition')} "
+                    "order by cohort_definition_name, rule_number"
+                )
+                out += empty_cohort_warnings(attrition)
+        for message in out:
+            log.warning("%s", message)
         return out
+
+
+def absent_concept_warnings(absent: pd.DataFrame) -> list[str]:
+    """One line per concept set: how many of its items the vocabulary lacks, and which."""
+    out = []
+    for name, rows in absent.groupby("concept_set_name", sort=True):
+        what = [
+            f"code {record['vocabulary_id']} {record['concept_code']}"
+            if pd.isna(record["concept_id"])
+            else str(int(record["concept_id"]))
+            for record in rows.to_dict(orient="records")
+        ]
+        shown = ", ".join(what[:5]) + (f" and {len(what) - 5} more" if len(what) > 5 else "")
+        out.append(f"concept set {name}: {len(what)} item(s) absent from the vocabulary ({shown})")
+    return out
+
+
+def empty_cohort_warnings(attrition: pd.DataFrame) -> list[str]:
+    """``EMPTY COHORT: <name> has 0 persons after rule <rule>`` for each empty cohort."""
+    out = []
+    for name, steps in attrition.groupby("cohort_definition_name", sort=True):
+        steps = steps.sort_values("rule_number")
+        if steps.empty or int(steps["persons_remaining"].iloc[-1]) > 0:
+            continue
+        first_empty = steps[steps["persons_remaining"].astype(int) == 0].iloc[0]
+        out.append(
+            f"EMPTY COHORT: {name} has 0 persons after rule {int(first_empty['rule_number'])} "
+            f"({first_empty['rule_name']})"
+        )
+    return out
 
 
 @contextmanager

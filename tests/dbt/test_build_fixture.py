@@ -96,8 +96,14 @@ def test_build_runs_models_data_and_unit_tests(fixture_build: tuple) -> None:
 
 def test_warnings_for_absent_concept_and_zero_person_cohorts(fixture_build: tuple) -> None:
     profile, result, _ = fixture_build
-    assert "concept set mrd names concept 999999999, absent from the vocabulary" in result.warnings
-    assert "cohort hsct_minus has zero persons" in result.warnings
+    # one line per concept set with a count; an empty cohort names the rule that emptied it
+    assert "concept set mrd: 1 item(s) absent from the vocabulary (999999999)" in result.warnings
+    steps = _table(profile, "cohort_attrition").query("cohort_definition_name == 'hsct_minus'")
+    first = steps[steps["persons_remaining"] == 0].sort_values("rule_number").iloc[0]
+    assert (
+        f"EMPTY COHORT: hsct_minus has 0 persons after rule {first['rule_number']} "
+        f"({first['rule_name']})"
+    ) in result.warnings
     absent = _table(profile, "concept_set_absent_items")
     assert absent[["concept_set_name", "concept_id"]].values.tolist() == [["mrd", 999999999]]
     assert _table(profile, "cohort").query("cohort_definition_id == 3").empty
