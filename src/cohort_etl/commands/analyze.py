@@ -1,27 +1,18 @@
-"""``cohort-etl analyze``: run an analysis spec on any analysis dataset (CSV or Parquet).
+"""``cohort-etl analyze``: the file door of the study engine.
 
-The engine is :mod:`cohort_etl.analysis`; this module only reads the files and writes
-``results.json`` (docs/results_schema.md), ``matched_data.csv`` and ``balance.csv``.
+Runs a study spec (the same YAML ``cohort-etl run`` reads; :mod:`cohort_etl.studies.spec`)
+on any one-row-per-person dataset (CSV or Parquet) and writes what ``run`` writes for a
+study: ``results.json`` (docs/results.schema.json), ``tables/``, ``figures/``,
+``matched_data.csv``, ``report.html`` and ``manifest.json``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import click
 
-from cohort_etl.analysis import read_dataset, run_analysis
-from cohort_etl.analysis_spec import load_analysis_spec
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from cohort_etl import __version__
 
 
 @click.command("analyze")
@@ -37,30 +28,41 @@ def _sha256(path: Path) -> str:
     "spec_path",
     required=True,
     type=click.Path(path_type=Path),
-    help="Analysis spec (YAML; see cohort_etl.analysis_spec).",
+    help="Study spec (YAML; see cohort_etl.studies.spec); its mart and cohort are not used.",
 )
 @click.option(
     "--out",
     "out_dir",
     required=True,
     type=click.Path(path_type=Path),
-    help="Output folder (created): results.json, balance.csv, matched_data.csv.",
+    help="Output folder (created): results.json, tables/, figures/, report.html, ...",
 )
 def analyze(data_path: Path, spec_path: Path, out_dir: Path) -> None:
-    """Match and compare outcomes on any analysis dataset as an analysis spec says."""
-    spec = load_analysis_spec(spec_path)
+    """Match and compare outcomes on any analysis dataset as a study spec says."""
+    from cohort_etl.engine import Study, read_dataset
+    from cohort_etl.engine.data import file_sha256
+    from cohort_etl.engine.results import Provenance
+    from cohort_etl.report.study import write_outputs
+    from cohort_etl.specfile import file_hash
+    from cohort_etl.studies.spec import load_spec
+
+    spec = load_spec(spec_path)
     data = read_dataset(data_path)
-    results, matched, balance = run_analysis(spec, data, source=str(data_path))
-    results["data"] = {"file": str(data_path), "sha256": _sha256(data_path)}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
-    if matched is not None:
-        matched.to_csv(out_dir / "matched_data.csv", index=False)
-    if balance is not None:
-        balance.to_csv(out_dir / "balance.csv", index=False)
-    n_flags = len(results["not_estimable"])
+    sha = file_sha256(data_path)
+    provenance = Provenance(door="analyze", source=str(data_path), sha256=sha)
+    result = Study(spec, source=str(data_path)).run(data, provenance=provenance)
+    manifest = {
+        "package_version": __version__,
+        "study_spec": str(spec_path),
+        "study_spec_sha256": file_hash(spec_path),
+        "data": str(data_path),
+        "data_sha256": sha,
+        "matching_seed": spec.matching.seed,
+    }
+    write_outputs(spec, result, out_dir, manifest)
+    n_flags = len(result.results.not_estimable)
     click.echo(
-        f"analysis {spec.name!r}: results in {out_dir}"
+        f"study {spec.name!r}: results in {out_dir}"
         + (f" ({n_flags} item(s) not estimable, see results.json)" if n_flags else ""),
         err=True,
     )

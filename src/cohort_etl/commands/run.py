@@ -55,7 +55,7 @@ def run(
     first. Outputs: output/<profile>/<study>/{results.json, tables/, figures/,
     analysis_dataset.csv, report.html, manifest.json}.
     """
-    from cohort_etl.studies.runner import run_pipeline
+    from cohort_etl.pipeline import run_pipeline
 
     profile = get_profile(profile_name)
     quiet = bool(ctx.obj and ctx.obj.get("quiet"))

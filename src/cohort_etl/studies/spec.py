@@ -1,8 +1,26 @@
 """Study specifications: what to compare, how, and which outcomes (``studies/*.yaml``).
 
-A spec is data, validated here; the engines that execute it live in
-:mod:`cohort_etl.studies.runner`. Validation errors name the file, the field path and,
-where the field takes one of a fixed set, the allowed values.
+One spec model for both doors of the engine (:mod:`cohort_etl.engine`): ``cohort-etl run``
+reads the analysis mart the spec names (``mart``) and the attrition of its ``cohort``;
+``cohort-etl analyze --data FILE --spec SPEC`` reads a CSV / Parquet file with the same
+columns. A time-to-event outcome is given either as dates (``start``, ``event_date``,
+``censor_date``, optionally ``competing_date``; times are derived in days, censored at
+``data_cutoff``) or as ready columns (``time`` and a 0/1 ``event``). A minimal spec for
+any dataset::
+
+    name: hsct_vs_none
+    title: HSCT vs none
+    arms: {column: arm, treated: hsct, control: none}
+    covariates: [age, sex, mrd_negative, prior_lines]
+    matching: {preset: trinetx, seed: 42}
+    outcomes:
+      - {name: os, type: time_to_event, label: OS, time: os_days, event: death,
+         horizons_days: [365, 730]}
+      - {name: cr, type: binary, label: CR, column: cr}
+
+A spec is data, validated here; :class:`cohort_etl.engine.Study` executes it. Validation
+errors name the file, the field path and, where the field takes one of a fixed set, the
+allowed values.
 """
 
 from __future__ import annotations
@@ -11,10 +29,13 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cohort_etl.analysis_spec import MatchingSpec as Matching
 from cohort_etl.specfile import load_yaml_spec
+
+#: an arm value as written in YAML (compared with the data column as text)
+Scalar = str | int | float | bool
+_NAME = r"^[a-z][a-z0-9_]*$"
 
 
 class _Strict(BaseModel):
@@ -22,51 +43,139 @@ class _Strict(BaseModel):
 
 
 class Arms(_Strict):
-    """Which mart column holds the arm and which values are compared."""
+    """Which column holds the arm and which two values are compared (rows with other
+    values are left out)."""
 
     column: str
     treated: str
     control: str
     labels: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("treated", "control", mode="before")
+    @classmethod
+    def _as_text(cls, value: Scalar) -> str:
+        # YAML `treated: 1` and a column of 1s compare as the text "1"
+        return str(value)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Arms:
+        if self.treated == self.control:
+            raise ValueError("treated and control must be different values")
+        return self
+
     def label(self, value: str) -> str:
         return self.labels.get(value, value)
 
 
+class Matching(_Strict):
+    """Preset (or ``none``) plus overrides of its matcher / PS parameters."""
+
+    preset: Literal["cohortmethod", "trinetx", "matchit", "matchit451", "none"] = "trinetx"
+    seed: int = 0
+    ratio: int | None = Field(None, ge=1, le=20)
+    caliper: float | None = Field(None, gt=0)
+    caliper_scale: Literal["sd_logit", "sd_ps", "pooled_sd", "absolute"] | None = None
+    order: Literal["largest", "smallest", "data", "random", "closest"] | None = None
+    replace: bool | None = None
+    exact: list[str] = Field(default_factory=list)
+    penalty: Literal["none", "l1"] | None = None
+    on_separation: Literal["error", "penalize"] | None = None
+
+    def matcher_overrides(self) -> dict[str, object]:
+        """Matcher parameters set in the spec (the preset supplies the rest)."""
+        keys = ("ratio", "caliper", "caliper_scale", "order", "replace")
+        out: dict[str, object] = {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        if self.exact:
+            out["exact"] = list(self.exact)
+        return out
+
+    def propensity_overrides(self) -> dict[str, object]:
+        """PS-model parameters set in the spec."""
+        keys = ("penalty", "on_separation")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
 class TimeToEvent(_Strict):
-    """Time from ``start`` to the first of ``event_date`` (event) or ``censor_date``."""
+    """Time to an event, from dates or from ready columns.
+
+    Dates: days from ``start`` to the first of ``event_date`` (several columns: the
+    earliest, e.g. RFS) on or before ``censor_date`` (capped at the data cut-off), else to
+    ``censor_date``; with ``competing_date`` a competing event before the event ends
+    follow-up. Ready columns: ``time`` (>= 0, days) and ``event`` (0/1).
+    """
 
     name: str
     type: Literal["time_to_event"]
-    label: str
-    start: str
-    event_date: str | list[str]  # several columns: the earliest is the event (e.g. RFS)
-    censor_date: str
+    label: str = ""
+    start: str | None = None
+    event_date: str | list[str] | None = None
+    censor_date: str | None = None
+    competing_date: str | None = None  # for cumulative incidence (e.g. death vs relapse)
+    time: str | None = None
+    event: str | None = None
     horizons_days: list[int] = Field(default_factory=list)
     risk_times_days: list[int] = Field(default_factory=list)
+    #: the median CI the headline shows: R's print.survfit (Brookmeyer-Crowley on
+    #: conf_type) or SPSS's median +/- z SE; results.json holds both
     median_ci: Literal["brookmeyer_crowley", "spss"] = "brookmeyer_crowley"
     conf_type: Literal["log", "log-log", "plain"] = "log"
-    competing_date: str | None = None  # for cumulative incidence (e.g. death vs relapse)
+    conf_level: float = Field(0.95, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _source(self) -> TimeToEvent:
+        dates = (self.start, self.event_date, self.censor_date)
+        ready = (self.time, self.event)
+        if all(ready) and not any(dates) and not self.competing_date:
+            return self
+        if all(dates) and not any(ready):
+            return self
+        raise ValueError(
+            "give either dates (start, event_date, censor_date[, competing_date]) or ready "
+            "columns (time, event), not both"
+        )
+
+    @property
+    def from_dates(self) -> bool:
+        return self.start is not None
+
+    @property
+    def event_dates(self) -> list[str]:
+        ev = self.event_date
+        return [] if ev is None else [ev] if isinstance(ev, str) else list(ev)
+
+    def columns(self) -> list[str]:
+        if not self.from_dates:
+            return [c for c in (self.time, self.event) if c]
+        cols = [self.start, *self.event_dates, self.censor_date, self.competing_date]
+        return [c for c in cols if c]
 
 
 class Binary(_Strict):
     """An event within ``window_days`` of ``start`` (raw proportion, TriNetX style), or a
-    0/1 column already in the mart when ``column`` is given."""
+    0/1 column when ``column`` is given."""
 
     name: str
     type: Literal["binary"]
-    label: str
+    label: str = ""
     column: str | None = None
     start: str | None = None
     event_date: str | None = None
     window_days: int | None = Field(None, gt=0)
     negate: bool = False  # e.g. "remaining in remission" = not relapsed
+    conf_level: float = Field(0.95, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _source(self) -> Binary:
         if self.column is None and not (self.start and self.event_date and self.window_days):
             raise ValueError("give either column, or start + event_date + window_days")
         return self
+
+    @property
+    def from_dates(self) -> bool:
+        return self.column is None
+
+    def columns(self) -> list[str]:
+        return [c for c in (self.column, self.start, self.event_date) if c]
 
 
 Outcome = Annotated[TimeToEvent | Binary, Field(discriminator="type")]
@@ -91,6 +200,23 @@ class Sensitivity(_Strict):
     #: baseline covariates to adjust the Cox model for (categorical ones expanded)
     adjust_for: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _needs(self) -> Sensitivity:
+        if self.kind != "unmatched" and not self.exposure_date:
+            raise ValueError(f"sensitivity {self.kind}: exposure_date is required")
+        if self.kind == "landmark" and not self.landmark_day:
+            raise ValueError("sensitivity landmark: landmark_day is required")
+        return self
+
+    @property
+    def key(self) -> str:
+        """Its key in results.json, e.g. ``landmark_os_day100_adjusted``."""
+        return (
+            f"{self.kind}_{self.outcome}"
+            + (f"_day{self.landmark_day}" if self.landmark_day else "")
+            + ("_adjusted" if self.adjust_for else "")
+        )
+
 
 class CoxModel(_Strict):
     name: str
@@ -100,14 +226,20 @@ class CoxModel(_Strict):
 
 
 class StudySpec(_Strict):
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    title: str
+    name: str = Field(pattern=_NAME)
+    title: str = ""
     description: str = ""
-    mart: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    #: the cohort the mart is built from (its name in the dbt cohort list); ``run`` reads
+    #: its attrition by this name
+    cohort: str | None = Field(None, pattern=_NAME)
+    #: the analysis mart ``run`` reads (``analyze`` reads a file instead)
+    mart: str | None = Field(None, pattern=_NAME)
     arms: Arms | None = None
     covariates: list[str] = Field(default_factory=list)
-    matching: Matching = Field(default_factory=lambda: Matching(preset="trinetx"))
-    outcomes: list[Outcome]
+    #: covariates to treat as categorical even when numeric (text columns always are)
+    categorical: list[str] = Field(default_factory=list)
+    matching: Matching = Field(default_factory=Matching)
+    outcomes: list[Outcome] = Field(min_length=1)
     comparisons: list[GroupComparison] = Field(default_factory=list)
     cox_models: list[CoxModel] = Field(default_factory=list)
     sensitivity: list[Sensitivity] = Field(default_factory=list)
@@ -115,14 +247,16 @@ class StudySpec(_Strict):
         default_factory=dict,
         description="Analyse only rows whose column value (as text) is in the list.",
     )
-    data_cutoff: dt.date
+    #: administrative censoring date of date-based outcomes (required when there are any)
+    data_cutoff: dt.date | None = None
     min_cell_count: int = Field(5, ge=0)
 
     @model_validator(mode="after")
     def _references(self) -> StudySpec:
-        names = {o.name for o in self.outcomes}
-        if len(names) != len(self.outcomes):
-            raise ValueError("outcome names must be unique")
+        names = [o.name for o in self.outcomes]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"outcome names must be unique: {', '.join(dupes)}")
         refs: list[GroupComparison | CoxModel | Sensitivity] = [
             *self.comparisons,
             *self.cox_models,
@@ -134,10 +268,45 @@ class StudySpec(_Strict):
                     f"{type(item).__name__.lower()} refers to outcome {item.outcome!r}; "
                     f"defined outcomes: {', '.join(sorted(names))}"
                 )
+        dated = [o.name for o in self.outcomes if o.from_dates]
+        if dated and self.data_cutoff is None:
+            raise ValueError(
+                f"data_cutoff is required: outcome(s) {', '.join(dated)} are derived from dates"
+            )
+        for s in self.sensitivity:
+            o = self.outcome(s.outcome)
+            if s.kind != "unmatched" and not (isinstance(o, TimeToEvent) and o.from_dates):
+                raise ValueError(
+                    f"sensitivity {s.kind} needs outcome {o.name!r} given as dates "
+                    "(start / event_date / censor_date) to place the exposure date on its clock"
+                )
+            if s.kind == "unmatched" and self.arms is None:
+                raise ValueError("sensitivity unmatched needs arms")
+        stray = sorted(set(self.categorical) - set(self.covariates))
+        if stray:
+            raise ValueError(f"categorical lists columns that are not covariates: {stray}")
         return self
 
     def outcome(self, name: str) -> TimeToEvent | Binary:
         return next(o for o in self.outcomes if o.name == name)
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.name
+
+    def required_columns(self) -> list[str]:
+        """Every data column the spec refers to, in first-use order."""
+        cols: list[str] = [self.arms.column] if self.arms else []
+        cols += [*self.covariates, *self.matching.exact]
+        for o in self.outcomes:
+            cols += o.columns()
+        cols += [c.by for c in self.comparisons]
+        cols += list(self.include)
+        for m in self.cox_models:
+            cols += m.covariates
+        for s in self.sensitivity:
+            cols += [c for c in (s.exposure_date, *s.adjust_for) if c]
+        return list(dict.fromkeys(cols))
 
 
 def load_spec(path: Path) -> StudySpec:

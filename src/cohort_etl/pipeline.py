@@ -1,5 +1,7 @@
-"""End to end for a profile: make sure a CDM exists, build the marts with dbt, run each
-study spec on its mart, and write results, figures, report and a run manifest."""
+"""The pipeline behind ``cohort-etl run``, end to end for a profile: make sure a CDM
+exists, build the marts with dbt, run each study spec on the mart it names with the
+engine (:class:`cohort_etl.engine.Study`), and write results, figures, report and a run
+manifest (:mod:`cohort_etl.report.study`)."""
 
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ from cohort_etl.db import connected
 from cohort_etl.errors import BuildError, CohortEtlError, ConfigError, InputDataError, SpecError
 from cohort_etl.progress import Progress
 from cohort_etl.specfile import file_hash
-from cohort_etl.studies.engine import StudyEngine
-from cohort_etl.studies.outputs import write_failure, write_outputs
+from cohort_etl.engine import Study
+from cohort_etl.engine.results import Provenance
+from cohort_etl.report.study import write_failure, write_outputs
 from cohort_etl.studies.spec import StudySpec, discover, load_spec
 
 log = logging.getLogger(__name__)
@@ -114,7 +117,7 @@ def read_mart(profile: NamedProfile, mart: str) -> tuple[pd.DataFrame, pd.DataFr
             attrition = db.query_df(
                 f"select cohort_definition_name, rule_number, rule_name, persons_remaining, "
                 f"persons_removed from {db.table_ref(schema, 'cohort_attrition')} "
-                "order by cohort_definition_id, rule_number"
+                "order by cohort_definition_name, rule_number"
             )
         vocab = None
         try:
@@ -130,16 +133,16 @@ def read_mart(profile: NamedProfile, mart: str) -> tuple[pd.DataFrame, pd.DataFr
 
 
 def study_attrition(spec: StudySpec, attrition: pd.DataFrame | None) -> pd.DataFrame | None:
-    """The attrition rows of the cohort a study's mart is built from."""
-    if attrition is None:
+    """The attrition rows of the cohort the spec names (``cohort:``), looked up by name."""
+    if attrition is None or spec.cohort is None:
         return None
-    cohort = {
-        "analysis_hsct_after_cart": "cart_index",
-        "analysis_salvage_after_relapse": "salvage_after_relapse",
-    }.get(spec.mart)
-    part = attrition[attrition["cohort_definition_name"] == cohort]
+    part = attrition[attrition["cohort_definition_name"] == spec.cohort]
     if part.empty:
-        return None
+        known = sorted(attrition["cohort_definition_name"].dropna().unique())
+        raise SpecError(
+            f"study {spec.name!r}: cohort {spec.cohort!r} has no attrition rows; "
+            f"cohorts with attrition: {', '.join(map(str, known))}"
+        )
     return part.rename(columns={"rule_name": "rule"})[
         ["rule_number", "rule", "persons_remaining", "persons_removed"]
     ].reset_index(drop=True)
@@ -207,9 +210,12 @@ def _run_study(
     progress: Progress,
     manifest_base: dict[str, Any],
 ) -> dict[str, Path]:
+    if spec.mart is None:
+        raise SpecError(f"{path}: study {spec.name!r} names no mart (mart: ...) for cohort-etl run")
     data, attrition = read_mart(profile, spec.mart)
-    result = StudyEngine(spec, source=f"mart {spec.mart}").run(
-        data, study_attrition(spec, attrition)
+    provenance = Provenance(door="run", source=f"{profile.name}: mart {spec.mart}")
+    result = Study(spec, source=f"mart {spec.mart}").run(
+        data, study_attrition(spec, attrition), provenance
     )
     manifest = {
         "dbt_core_version": _version("dbt-core"),
@@ -223,4 +229,4 @@ def _run_study(
         "data_cutoff": spec.data_cutoff.isoformat(),
         "timings_seconds": dict(progress.timings),
     }
-    return write_outputs(spec, result, out_root / spec.name, manifest)
+    return write_outputs(spec, result, out_root / spec.name, manifest, analysis_dataset=data)

@@ -1,0 +1,683 @@
+"""Execute a :class:`~cohort_etl.studies.spec.StudySpec` on a one-row-per-person dataset.
+
+``Study(spec).run(frame)`` is the one study engine. It does not know where the frame
+came from: ``cohort-etl run`` reads the analysis mart the spec names
+(:mod:`cohort_etl.pipeline`), ``cohort-etl analyze`` a CSV / Parquet file
+(:mod:`cohort_etl.commands.analyze`). It returns a :class:`StudyOutput`: the typed
+:class:`~cohort_etl.engine.results.StudyResults` that become ``results.json``, the tables
+written as CSV and what the figures need.
+
+Every step that cannot be computed on these data is recorded with its reason in
+``results.not_estimable``; choices made for the user (a constant covariate dropped) in
+``results.warnings``. Nothing raises past the engine except bad specs or data (columns
+the data lack, ready outcome columns that are not numeric / 0-1), which are the user's
+to fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cohort_etl.engine.results import (
+    ArmCounts,
+    ArmRisk,
+    ArmSurvival,
+    AtHorizon,
+    AtRisk,
+    AttritionStep,
+    BinaryResult,
+    ChiSquareTest,
+    CohortCounts,
+    CohortFilter,
+    ComparisonResult,
+    CoxModelResult,
+    Flag,
+    FollowUp,
+    HazardRatio,
+    Incidence,
+    LevelProportion,
+    LevelSurvival,
+    LogRank,
+    MatchingSummary,
+    Median,
+    MedianSpss,
+    ModelTest,
+    Proportion,
+    Provenance,
+    SensitivityResult,
+    StudyResults,
+    TimeToEventResult,
+)
+from cohort_etl.engine.times import binary_outcome, check_ready_columns, dates, time_to_event
+from cohort_etl.errors import CohortEtlError, InputDataError, SpecError
+from cohort_etl.matching.arms import TREAT, match_arms
+from cohort_etl.outcomes.binary import (
+    association_test,
+    chi_square_test,
+    compare_proportions,
+    wilson_interval,
+)
+from cohort_etl.outcomes.competing import AalenJohansen
+from cohort_etl.outcomes.cox import CoxPH
+from cohort_etl.outcomes.km import KaplanMeier, median_follow_up
+from cohort_etl.outcomes.logrank import logrank_test
+from cohort_etl.outcomes.timevarying import landmark, split_at_exposure, time_varying_cox
+from cohort_etl.studies.spec import (
+    Binary,
+    CoxModel,
+    GroupComparison,
+    Sensitivity,
+    StudySpec,
+    TimeToEvent,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TREAT", "CurveSet", "KMCurve", "Study", "StudyOutput"]
+
+
+@dataclass
+class KMCurve:
+    label: str
+    table: pd.DataFrame  # time, surv, lower, upper, n_risk ...
+    risk: list[int]
+
+
+@dataclass
+class CurveSet:
+    """The Kaplan-Meier curves of one figure: an outcome per arm, or across the levels
+    of a comparison's ``by`` column."""
+
+    outcome: str
+    title: str
+    name: str  # figure file stem, e.g. km_os or km_os_by_salvage_modality
+    curves: dict[str, KMCurve]
+    risk_times: list[int]
+    by: str | None = None
+
+
+@dataclass
+class StudyOutput:
+    results: StudyResults
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    curves: list[CurveSet] = field(default_factory=list)
+    balance: pd.DataFrame | None = None
+    ps: pd.DataFrame | None = None
+    forest: pd.DataFrame | None = None
+    #: the analysed rows (after matching, with set_id), person-level: site-internal
+    matched_data: pd.DataFrame | None = None
+
+
+class _Empty(CohortEtlError):
+    """A section that has nothing to compute (reported, not raised to the user)."""
+
+
+def check_columns(spec: StudySpec, data: pd.DataFrame, source: str) -> None:
+    """Every column the spec names must be in the data (the error lists what is there)."""
+    missing = [c for c in spec.required_columns() if c not in data.columns]
+    if missing:
+        raise InputDataError(
+            f"study {spec.name!r}: {source} lacks column(s) named in the spec: "
+            f"{', '.join(missing)}; available: {', '.join(map(str, data.columns))}"
+        )
+
+
+class Study:
+    """Runs one study spec on one dataset: ``Study(spec).run(frame)``."""
+
+    def __init__(self, spec: StudySpec, source: str = "data") -> None:
+        self.spec = spec
+        self.source = source
+        self.cutoff = pd.Timestamp(spec.data_cutoff) if spec.data_cutoff else None
+
+    # -- helpers ----------------------------------------------------------------------
+    def _not_estimable(self, section: str, reason: str) -> None:
+        self.out.results.not_estimable.append(Flag(section=section, reason=reason))
+        log.warning("%s: %s: %s", self.spec.name, section, reason)
+
+    def _warn(self, section: str, reason: str) -> None:
+        self.out.results.warnings.append(Flag(section=section, reason=reason))
+        log.warning("%s: %s: %s", self.spec.name, section, reason)
+
+    def _arm_label(self, value: int) -> str:
+        arms = self.spec.arms
+        assert arms is not None
+        return arms.label(arms.treated if value == 1 else arms.control)
+
+    def _small(self, n: int) -> bool:
+        return n < self.spec.min_cell_count
+
+    # -- main -------------------------------------------------------------------------
+    def run(
+        self,
+        data: pd.DataFrame,
+        attrition: pd.DataFrame | None = None,
+        provenance: Provenance | None = None,
+    ) -> StudyOutput:
+        spec = self.spec
+        check_columns(spec, data, self.source)
+        if "person_id" not in data.columns:  # a user's file: rows numbered in file order
+            data = data.assign(person_id=np.arange(1, len(data) + 1))
+        data = data.sort_values("person_id", kind="stable").reset_index(drop=True)
+        results = StudyResults(
+            study=spec.name,
+            title=spec.display_title,
+            data_cutoff=spec.data_cutoff.isoformat() if spec.data_cutoff else None,
+            min_cell_count=spec.min_cell_count,
+            provenance=provenance,
+        )
+        self.out = StudyOutput(results=results)
+        if attrition is not None and len(attrition):
+            self.out.tables["attrition"] = attrition
+            if results.provenance is not None:
+                results.provenance.attrition = [
+                    AttritionStep.model_validate(row)
+                    for row in attrition.to_dict(orient="records")
+                ]
+
+        before = len(data)
+        for column, allowed in spec.include.items():
+            data = data[data[column].astype(str).isin([str(a) for a in allowed])]
+        results.cohort_filter = CohortFilter(
+            include=spec.include, n_before=before, n_after=len(data)
+        )
+        if self.cutoff is not None:
+            starts = {o.start for o in spec.outcomes if isinstance(o, TimeToEvent) and o.start}
+            for col in sorted(starts):
+                data = data[dates(data, col) <= self.cutoff]
+        results.cohort = CohortCounts(
+            n_input=before, n_after_cutoff=len(data), excluded_index_after_cutoff=before - len(data)
+        )
+        for o in spec.outcomes:
+            check_ready_columns(o, data)
+        if spec.arms:
+            data = self._arms(data)
+            analysis = self._match(data)
+        else:
+            analysis = data.copy()
+        self.out.matched_data = analysis
+        for o in spec.outcomes:
+            try:
+                if isinstance(o, TimeToEvent):
+                    self._tte(o, analysis)
+                else:
+                    self._binary(o, analysis)
+            except CohortEtlError as exc:
+                self._not_estimable(f"outcome:{o.name}", str(exc))
+        # each section is computed item by item; one that cannot be computed is recorded
+        # with its reason and the others go on
+        for c in spec.comparisons:
+            self._guarded(f"comparison:{c.name}", lambda c=c: self._comparison(c, data))
+        for m in spec.cox_models:
+            self._guarded(f"cox:{m.name}", lambda m=m: self._cox_model(m, data))
+        for s in spec.sensitivity:
+            self._guarded(
+                f"sensitivity:{s.kind}:{s.outcome}", lambda s=s: self._sensitivity(s, data)
+            )
+        self._forest()
+        return self.out
+
+    def _guarded(self, section: str, compute: Callable[[], None]) -> None:
+        try:
+            compute()
+        except CohortEtlError as exc:
+            self._not_estimable(section, str(exc))
+
+    # -- arms and matching --------------------------------------------------------------
+    def _arms(self, data: pd.DataFrame) -> pd.DataFrame:
+        arms = self.spec.arms
+        assert arms is not None
+        values = data[arms.column].astype(str)
+        unknown = sorted(set(values) - {arms.treated, arms.control})
+        if unknown:
+            log.info("%s: rows with arm values %s are not compared", self.spec.name, unknown)
+        data = data[values.isin([arms.treated, arms.control])].copy()
+        data[TREAT] = (data[arms.column].astype(str) == arms.treated).astype(int)
+        assert self.out.results.cohort is not None
+        self.out.results.cohort.arms_before_matching = {
+            self._arm_label(v): int((data[TREAT] == v).sum()) for v in (1, 0)
+        }
+        return data.reset_index(drop=True)
+
+    def _usable_covariates(self, data: pd.DataFrame) -> list[str]:
+        """The spec's covariates less those constant or all missing in the compared
+        cohort (dropped with a warning: they carry no information on who was treated)."""
+        kept = []
+        for c in self.spec.covariates:
+            values = data[c]
+            if values.isna().all():
+                self._warn("matching", f"covariate {c!r} is missing for every patient: left out")
+            elif values.nunique(dropna=False) == 1:
+                value = values.iloc[0]
+                value = value.item() if isinstance(value, np.generic) else value
+                self._warn(
+                    "matching",
+                    f"covariate {c!r} is constant ({value!r}) in the compared cohort: left out",
+                )
+            else:
+                kept.append(c)
+        return kept
+
+    def _match(self, data: pd.DataFrame) -> pd.DataFrame:
+        spec = self.spec
+        m = spec.matching
+        n1 = int(data[TREAT].sum())
+        n0 = len(data) - n1
+        info = MatchingSummary(preset=m.preset, n_before=ArmCounts(treated=n1, control=n0))
+        self.out.results.matching = info
+        empty = [self._arm_label(v) for v, n in ((1, n1), (0, n0)) if n == 0]
+        if empty:
+            self._not_estimable("matching", f"no patients in arm {', '.join(empty)}")
+            return data.iloc[0:0]
+        small = [self._arm_label(v) for v, n in ((1, n1), (0, n0)) if self._small(n)]
+        if small:
+            self._not_estimable(
+                "matching",
+                f"arm {', '.join(small)} has fewer than the minimum cell count "
+                f"({spec.min_cell_count}) patients",
+            )
+            return data.iloc[0:0]
+        if m.preset == "none" or not spec.covariates:
+            info.n_after = info.n_before
+            return data.assign(set_id=0)
+        covariates = self._usable_covariates(data)
+        info.covariates_dropped = [c for c in spec.covariates if c not in covariates]
+        if not covariates:
+            self._not_estimable("matching", "no covariate varies in the compared cohort")
+            return data.iloc[0:0]
+        categorical = [c for c in spec.categorical if c in covariates]
+        try:
+            got = match_arms(data, covariates, m, categorical=categorical)
+        except np.linalg.LinAlgError as exc:
+            self._not_estimable("matching", f"propensity model / matching failed: {exc}")
+            return data.iloc[0:0]
+        self.out.results.matching = MatchingSummary.model_validate(
+            {**info.model_dump(by_alias=True), **got.info}
+        )
+        for section, reason in got.flags:
+            self._not_estimable(section, reason)
+        if got.balance is not None:
+            self.out.balance = got.balance
+            self.out.tables["table1_balance"] = got.balance
+        if got.ps is not None:
+            self.out.ps = pd.DataFrame({"arm": data[TREAT].to_numpy(), "ps": got.ps})
+        if got.matched is None or len(got.matched) == 0:
+            return data.iloc[0:0]
+        return got.matched.reset_index(drop=True)
+
+    # -- outcomes ---------------------------------------------------------------------
+    def _arm_groups(self, data: pd.DataFrame) -> list[tuple[int, pd.DataFrame]]:
+        if self.spec.arms is None:
+            return [(1, data)]
+        return [(1, data[data[TREAT] == 1]), (0, data[data[TREAT] == 0])]
+
+    def _km_summary(self, km: KaplanMeier, o: TimeToEvent, n: int, label: str) -> ArmSurvival:
+        med = km.median()
+        spss = km.median_spss()
+        summary = ArmSurvival(
+            n=n,
+            events=float(km.n_events_),
+            median=Median(
+                time=med.time,
+                lower=med.lower,
+                upper=med.upper,
+                conf_type=med.conf_type,
+                conf_level=med.conf_level,
+                reason=med.reason,
+            ),
+            median_spss=MedianSpss(
+                time=spss.median, se=spss.se, lower=spss.lower, upper=spss.upper, reason=spss.reason
+            ),
+        )
+        if o.horizons_days:
+            summary.at_horizons = self._at_horizons(km, o, label)
+        return summary
+
+    def _at_horizons(self, km: KaplanMeier, o: TimeToEvent, label: str) -> list[AtHorizon]:
+        """R's summary(survfit, times, extend = TRUE), with the beyond-follow-up flag."""
+        ends = float(km.timeline_[-1])
+        rows = []
+        for row in km.survival_at(o.horizons_days, extend=True).to_dict(orient="records"):
+            beyond = bool(row["time"] > ends)
+            rows.append(AtHorizon(**row, beyond_follow_up=beyond, follow_up_ends=ends))
+            if beyond:
+                self._not_estimable(
+                    f"outcome:{o.name}",
+                    f"{label}: day {row['time']:g} is beyond follow-up (ends at day {ends:g}); "
+                    "the value there is carried forward with n at risk 0, not an estimate",
+                )
+        return rows
+
+    def _tte(self, o: TimeToEvent, data: pd.DataFrame) -> None:
+        if data.empty:
+            raise _Empty("no patients to analyse")
+        times = time_to_event(data, o, self.cutoff)
+        bad = times.bad
+        if bad.any():
+            self._not_estimable(
+                f"outcome:{o.name}",
+                f"{int(bad.sum())} patients with an end of follow-up before {o.start} "
+                f"(or missing {o.start}) were left out",
+            )
+        frame = data.loc[~bad].assign(
+            _time=times.time[~bad], _event=times.event[~bad], _code=times.code[~bad]
+        )
+        res = TimeToEventResult(label=o.label or o.name, median_ci=o.median_ci)
+        self.out.results.outcomes[o.name] = res
+        risk_times = o.risk_times_days or _default_risk_times(frame["_time"].max())
+        curves: dict[str, KMCurve] = {}
+        for value, part in self._arm_groups(frame):
+            label = self._arm_label(value) if self.spec.arms else o.label or o.name
+            if part.empty:
+                self._not_estimable(f"outcome:{o.name}", f"no patients in arm {label}")
+                continue
+            km = KaplanMeier(conf_type=o.conf_type, conf_level=o.conf_level).fit(
+                part["_time"], part["_event"]
+            )
+            summary = self._km_summary(km, o, len(part), label)
+            fu = median_follow_up(part["_time"], part["_event"])
+            summary.median_follow_up = FollowUp(time=fu.time, lower=fu.lower, upper=fu.upper)
+            risk = km.number_at_risk(risk_times)
+            summary.number_at_risk = [
+                AtRisk.model_validate(r) for r in risk.to_dict(orient="records")
+            ]
+            res.per_arm[label] = summary
+            curves[label] = KMCurve(label, km.survival_table(), [int(x) for x in risk["n_risk"]])
+            if o.competing_date and o.horizons_days:
+                aj = AalenJohansen(conf_level=o.conf_level).fit(part["_time"], part["_code"])
+                if 1 in aj.causes_:
+                    summary.cumulative_incidence = [
+                        Incidence.model_validate(vars(x))
+                        for x in aj.incidence_at(o.horizons_days, cause=1)
+                    ]
+        self.out.curves.append(CurveSet(o.name, o.label or o.name, f"km_{o.name}", curves, risk_times))
+        self.out.tables[f"km_{o.name}"] = (
+            pd.concat([c.table.assign(arm=k) for k, c in curves.items()], ignore_index=True)
+            if curves
+            else pd.DataFrame()
+        )
+        if self.spec.arms and len(curves) == 2:
+            lr = logrank_test(frame["_time"], frame["_event"], frame[TREAT])
+            res.logrank = LogRank.of(lr, detail=True)
+            res.cox = self._cox_arm(frame)
+            if "set_id" in frame and frame["set_id"].nunique() > 1:
+                res.cox_robust_sets = self._cox_arm(frame, cluster=frame["set_id"])
+                if not self.spec.matching.replace:
+                    res.cox_stratified_sets = self._cox_arm(frame, strata=frame["set_id"])
+
+    def _cox_arm(self, frame: pd.DataFrame, cluster: Any = None, strata: Any = None) -> HazardRatio:
+        try:
+            fit = CoxPH().fit(
+                frame["_time"], frame["_event"], frame[[TREAT]], cluster=cluster, strata=strata
+            )
+        except CohortEtlError as exc:
+            return HazardRatio.failed(str(exc))
+        return HazardRatio.of(fit.result_)
+
+    def _binary(self, o: Binary, data: pd.DataFrame) -> None:
+        if data.empty:
+            raise _Empty("no patients to analyse")
+        y = binary_outcome(data, o, self.cutoff)
+        res = BinaryResult(label=o.label or o.name)
+        self.out.results.outcomes[o.name] = res
+        if not self.spec.arms:
+            ci = wilson_interval(int(y.sum()), len(y), o.conf_level)
+            res.overall = Proportion(
+                events=int(y.sum()),
+                n=len(y),
+                proportion=ci.estimate,
+                lower=ci.lower,
+                upper=ci.upper,
+            )
+            return
+        t = data[TREAT].to_numpy()
+        a, n1 = int(y[t == 1].sum()), int((t == 1).sum())
+        c, n0 = int(y[t == 0].sum()), int((t == 0).sum())
+        cmp = compare_proportions(a, n1, c, n0, o.conf_level)
+        res.per_arm = {
+            self._arm_label(1): ArmRisk(events=a, n=n1, risk=cmp.risk_1.estimate),
+            self._arm_label(0): ArmRisk(events=c, n=n0, risk=cmp.risk_0.estimate),
+        }
+        res.add_comparison(cmp)
+        table = np.array([[a, n1 - a], [c, n0 - c]])
+        res.association_test = ChiSquareTest.of(association_test(table))
+        if cmp.reason:
+            self._not_estimable(f"outcome:{o.name}", cmp.reason)
+
+    # -- group comparisons (e.g. CR by salvage modality) ---------------------------------
+    def _comparison(self, c: GroupComparison, data: pd.DataFrame) -> None:
+        o = self.spec.outcome(c.outcome)
+        levels = c.levels or sorted(data[c.by].dropna().astype(str).unique())
+        part = data[data[c.by].astype(str).isin(levels)]
+        if part.empty:
+            raise _Empty(f"no patients with {c.by} in {levels}")
+        group = part[c.by].astype(str).map(lambda v: c.level_labels.get(v, v))
+        levels = [c.level_labels.get(v, v) for v in levels]
+        res = ComparisonResult(by=c.by, outcome=c.outcome, label=c.label, levels=levels)
+        self.out.results.comparisons[c.name] = res
+        if isinstance(o, Binary):
+            y = binary_outcome(part, o, self.cutoff)
+            rows = []
+            for level in levels:
+                yl = y[(group == level).to_numpy()]
+                ci = wilson_interval(int(yl.sum()), len(yl), o.conf_level) if len(yl) else None
+                rows.append(
+                    LevelProportion(
+                        level=level,
+                        events=int(yl.sum()),
+                        n=len(yl),
+                        proportion=ci.estimate if ci else None,
+                        lower=ci.lower if ci else None,
+                        upper=ci.upper if ci else None,
+                    )
+                )
+            res.proportions = rows
+            table = np.array([[r.events, r.n - r.events] for r in rows if r.n > 0])
+            if len(table) < 2:
+                raise _Empty(f"fewer than two levels of {c.by} have patients")
+            res.chi_square = ChiSquareTest.of(chi_square_test(table, correct=False))
+            res.chi_square_yates = ChiSquareTest.of(chi_square_test(table, correct=True))
+            res.association_test = ChiSquareTest.of(association_test(table))
+            self.out.tables[f"comparison_{c.name}"] = _frame(rows)
+        else:
+            times = time_to_event(part, o, self.cutoff)
+            ok = ~times.bad
+            t, e = times.time, times.event
+            res.logrank = LogRank.of(logrank_test(t[ok], e[ok], group.to_numpy()[ok]))
+            medians = []
+            curves: dict[str, KMCurve] = {}
+            risk_times = o.risk_times_days or _default_risk_times(float(t[ok].max()))
+            for level in levels:
+                m = ok & (group == level).to_numpy()
+                if not m.any():
+                    continue
+                km = KaplanMeier(conf_type=o.conf_type, conf_level=o.conf_level).fit(t[m], e[m])
+                med = km.median()
+                medians.append(
+                    LevelSurvival(
+                        level=level,
+                        n=int(m.sum()),
+                        events=float(km.n_events_),
+                        median=med.time,
+                        lower=med.lower,
+                        upper=med.upper,
+                    )
+                )
+                risk = km.number_at_risk(risk_times)
+                curves[level] = KMCurve(
+                    level, km.survival_table(), [int(x) for x in risk["n_risk"]]
+                )
+            res.medians = medians
+            self.out.curves.append(
+                CurveSet(
+                    o.name,
+                    f"{o.label or o.name} by {c.by}",
+                    f"km_{o.name}_by_{c.by}",
+                    curves,
+                    risk_times,
+                    by=c.by,
+                )
+            )
+            self.out.tables[f"comparison_{c.name}"] = _frame(medians)
+
+    # -- multivariable Cox -----------------------------------------------------------------
+    def _cox_model(self, m: CoxModel, data: pd.DataFrame) -> None:
+        from cohort_etl.matching.design import build_design
+
+        o = self.spec.outcome(m.outcome)
+        if not isinstance(o, TimeToEvent):
+            raise SpecError(f"cox model {m.name!r}: outcome {o.name!r} is not time-to-event")
+        times = time_to_event(data, o, self.cutoff)
+        keep = ~times.bad & data[m.covariates].notna().all(axis=1).to_numpy()
+        part = data.loc[keep]
+        design = build_design(part, list(m.covariates))
+        x = pd.DataFrame(design.matrix, columns=design.columns)
+        fit = CoxPH().fit(times.time[keep], times.event[keep], x)
+        r = fit.result_
+        coefficients = CoxModelResult.coefficients_of(r)
+        self.out.results.cox_models[m.name] = CoxModelResult(
+            label=m.label,
+            outcome=m.outcome,
+            n=r.n,
+            events=r.n_events,
+            dropped_missing=int((~keep).sum()),
+            conf_level=1 - r.alpha,
+            coefficients=coefficients,
+            lr_test=ModelTest.of(r.lr_test),
+            wald_test=ModelTest.of(r.wald_test),
+        )
+        self.out.tables[f"cox_{m.name}"] = _frame(coefficients)
+
+    # -- sensitivity analyses -----------------------------------------------------------
+    def _sensitivity(self, s: Sensitivity, data: pd.DataFrame) -> None:
+        o = self.spec.outcome(s.outcome)
+        if not isinstance(o, TimeToEvent):
+            raise SpecError(f"sensitivity {s.kind}: outcome {o.name!r} is not time-to-event")
+        times = time_to_event(data, o, self.cutoff)
+        ok = ~times.bad
+        frame = data.loc[ok].assign(_time=times.time[ok], _event=times.event[ok])
+        res = SensitivityResult(kind=s.kind, outcome=s.outcome, adjusted_for=list(s.adjust_for))
+        if s.kind == "unmatched":
+            fit = CoxPH().fit(frame["_time"], frame["_event"], self._design(frame, TREAT, s))
+            res.cox = HazardRatio.of(fit.result_)
+        else:
+            assert o.start and s.exposure_date
+            start = dates(frame, o.start)
+            exp_days = (dates(frame, s.exposure_date) - start).dt.days.to_numpy(dtype=float)
+            frame = frame.assign(_exposure=exp_days, _ever=np.isfinite(exp_days).astype(int))
+            if s.kind == "naive_ever_treated":
+                fit = CoxPH().fit(frame["_time"], frame["_event"], self._design(frame, "_ever", s))
+                res.cox = HazardRatio.of(fit.result_)
+            elif s.kind == "landmark":
+                assert s.landmark_day
+                lm = landmark(
+                    frame,
+                    s.landmark_day,
+                    time_col="_time",
+                    event_col="_event",
+                    exposure_time_col="_exposure",
+                )
+                n1 = int(lm["exposed"].sum())
+                res.landmark_day, res.n, res.n_exposed = s.landmark_day, len(lm), n1
+                if n1 == 0 or n1 == len(lm):
+                    raise _Empty(f"landmark day {s.landmark_day}: one group is empty")
+                fit = CoxPH().fit(lm["_time"], lm["_event"], self._design(lm, "exposed", s))
+                res.cox = HazardRatio.of(fit.result_)
+                res.logrank_p = logrank_test(lm["_time"], lm["_event"], lm["exposed"]).p_value
+            elif s.kind == "time_varying":
+                frame = frame.assign(_time=np.maximum(frame["_time"], 0.5)).reset_index(drop=True)
+                adjust = self._design(frame, "_time", s).drop(columns="_time")
+                adjust.columns = [f"_adj_{c}" for c in adjust.columns]
+                frame = pd.concat([frame, adjust], axis=1)
+                split = split_at_exposure(
+                    frame,
+                    id_col="person_id",
+                    time_col="_time",
+                    event_col="_event",
+                    exposure_time_col="_exposure",
+                    keep=list(adjust.columns),
+                )
+                fit = time_varying_cox(
+                    split,
+                    id_col="person_id",
+                    event_col="_event",
+                    covariates=("exposed", *adjust.columns),
+                )
+                res.cox = HazardRatio.of(fit.result_)
+                res.n_rows = len(split)
+        self.out.results.sensitivity[s.key] = res
+
+    @staticmethod
+    def _design(frame: pd.DataFrame, exposure: str, s: Sensitivity) -> pd.DataFrame:
+        """The exposure first, then the adjustment covariates (categorical expanded)."""
+        from cohort_etl.matching.design import build_design
+
+        x = frame[[exposure]].astype(float).reset_index(drop=True)
+        if not s.adjust_for:
+            return x
+        design = build_design(frame, list(s.adjust_for))
+        return pd.concat([x, pd.DataFrame(design.matrix, columns=design.columns)], axis=1)
+
+    def _forest(self) -> None:
+        """Hazard ratios of every arm comparison (forest plot + hazard_ratios.csv) and the
+        KM estimates at the horizons of every outcome (km_at_horizons.csv)."""
+        results = self.out.results
+        rows: list[dict[str, Any]] = []
+
+        def add(label: str, cox: HazardRatio | None, primary: bool) -> None:
+            if cox is not None and cox.estimable:
+                rows.append(
+                    {
+                        "label": label,
+                        "estimate": cox.hr,
+                        "lower": cox.lower,
+                        "upper": cox.upper,
+                        "p_value": cox.wald_p,
+                        "n": cox.n,
+                        "events": cox.events,
+                        "_primary": primary,
+                    }
+                )
+
+        for o in results.outcomes.values():
+            if isinstance(o, TimeToEventResult):
+                add(f"{o.label}: matched", o.cox, True)
+                add(f"{o.label}: matched, robust SE", o.cox_robust_sets, False)
+                add(f"{o.label}: matched, stratified on sets", o.cox_stratified_sets, False)
+        for key, sens in results.sensitivity.items():
+            add(key.replace("_", " "), sens.cox, True)
+        if rows:
+            table = pd.DataFrame(rows)
+            self.out.tables["hazard_ratios"] = table.drop(columns="_primary")
+            self.out.forest = table[table["_primary"]].drop(columns="_primary")
+        horizons = [
+            {"outcome": name, "arm": arm, **row.model_dump()}
+            for name, o in results.outcomes.items()
+            if isinstance(o, TimeToEventResult)
+            for arm, summary in o.per_arm.items()
+            for row in summary.at_horizons
+        ]
+        if horizons:
+            self.out.tables["km_at_horizons"] = pd.DataFrame(horizons)
+
+
+def _frame(rows: Sequence[Any]) -> pd.DataFrame:
+    """A result table (CSV) from typed rows."""
+    return pd.DataFrame([r.model_dump() for r in rows])
+
+
+def _default_risk_times(max_time: float) -> list[int]:
+    """Round, evenly spaced times (days) covering the follow-up, 5 to 7 of them."""
+    if not math.isfinite(max_time) or max_time <= 0:
+        return [0]
+    for step in (30, 90, 180, 365, 730):
+        if max_time / step <= 6:
+            return [int(i * step) for i in range(int(max_time // step) + 1)]
+    return [int(i * 1826) for i in range(int(max_time // 1826) + 1)]

@@ -1,0 +1,402 @@
+"""The study report: headline, sections and files of one study.
+
+:func:`write_outputs` writes what both doors of the engine produce: ``results.json``
+(typed :class:`~cohort_etl.engine.results.StudyResults`, schema in
+docs/results.schema.json), CSV tables, PNG figures, ``matched_data.csv`` and the
+self-contained ``report.html``. :func:`headline` turns typed results into the report's
+first table; :func:`write_failure` writes the folder of a study that could not run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cohort_etl.engine.results import (
+    ArmSurvival,
+    BinaryResult,
+    Flag,
+    HeadlineRow,
+    StudyResults,
+    TimeToEventResult,
+)
+from cohort_etl.engine.study import StudyOutput
+from cohort_etl.outcomes.summary import RESULT_FLOAT_FORMAT
+from cohort_etl.report import figures
+from cohort_etl.report.html import Report, Section, write
+from cohort_etl.studies.spec import StudySpec, TimeToEvent
+
+
+def _pct(x: float | None, digits: int = 1) -> str:
+    return "–" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def _num(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "–"
+    return "P < 0.0001" if p < 0.0001 else f"P = {p:.4f}"
+
+
+def _days(x: float | None) -> str:
+    return "not reached" if x is None else f"{x:.0f} days"
+
+
+def _ci(level: float | None) -> str:
+    return f"{100 * (level or 0.95):g}% CI"
+
+
+def _at_horizon(o: TimeToEvent, out: TimeToEventResult, arm: ArmSurvival, h: int) -> str | None:
+    """The value at horizon ``h`` as the headline shows it; past the arm's follow-up
+    it is not an estimate and says so."""
+    row = next((r for r in arm.at_horizons if int(r.time) == h), None)
+    if row is not None and row.beyond_follow_up:
+        return f"not estimable: follow-up ends at day {row.follow_up_ends:.0f}"
+    if o.competing_date:
+        inc = next((r for r in arm.cumulative_incidence or [] if int(r.time) == h), None)
+        if inc is None:
+            return None
+        return f"{_pct(inc.cif)} ({_pct(inc.lower)}–{_pct(inc.upper)})"
+    if row is None:
+        return None
+    return f"{_pct(row.surv)} ({_pct(row.lower)}–{_pct(row.upper)})"
+
+
+def _median_text(out: TimeToEventResult, arm: ArmSurvival) -> str:
+    if out.median_ci == "spss":
+        m = arm.median_spss
+        if m.time is None:
+            return _days(None)
+        return f"{_days(m.time)} (95% CI {_days(m.lower)}–{_days(m.upper)}; SPSS-style)"
+    med = arm.median
+    if med.time is None:
+        return _days(None)
+    return f"{_days(med.time)} ({_ci(med.conf_level)} {_days(med.lower)}–{_days(med.upper)})"
+
+
+def _tte_lines(spec: StudySpec, o: TimeToEvent, out: TimeToEventResult) -> list[tuple[str, str]]:
+    lines: list[tuple[str, str]] = []
+    per_arm = out.per_arm
+    if not spec.arms:  # one group: no arm label after each number
+        per_arm = {"": next(iter(per_arm.values()))} if per_arm else {}
+    for h in o.horizons_days:
+        parts = []
+        for label, arm in per_arm.items():
+            text = _at_horizon(o, out, arm, h)
+            if text:
+                parts.append(f"{text} {label}".rstrip())
+        years = h / 365.25
+        when = f"{years:.0f}-year" if abs(years - round(years)) < 0.01 else f"day-{h}"
+        what = (
+            f"{when} cumulative incidence of {o.label} (Aalen-Johansen)"
+            if o.competing_date
+            else f"{when} {o.label} (Kaplan-Meier)"
+        )
+        if parts:
+            lines.append((what, " vs ".join(parts)))
+    cox = out.cox
+    if cox is not None and cox.estimable:
+        lr = out.logrank
+        lines.append(
+            (
+                f"{o.label}: hazard ratio",
+                f"HR = {_num(cox.hr)}, {_ci(cox.conf_level)}: {_num(cox.lower)}–"
+                f"{_num(cox.upper)}; log-rank {_p(lr.p_value if lr else None)} "
+                f"(Wald {_p(cox.wald_p)})",
+            )
+        )
+    meds = [f"{_median_text(out, arm)} {label}".rstrip() for label, arm in per_arm.items()]
+    if meds:
+        lines.append((f"Median {o.label}", "; ".join(meds)))
+    fus = [
+        f"{_days(arm.median_follow_up.time)} {label}"
+        for label, arm in per_arm.items()
+        if arm.median_follow_up is not None
+    ]
+    if fus and spec.arms:
+        lines.append((f"Median follow-up ({o.label}, reverse KM)", "; ".join(fus)))
+    return lines
+
+
+def _binary_lines(label: str, out: BinaryResult) -> list[tuple[str, str]]:
+    rd = out.risk_difference
+    if out.per_arm and rd is not None and out.z_test is not None:
+        risks = "; ".join(
+            f"{_pct(a.risk)} {arm} ({a.events}/{a.n})" for arm, a in out.per_arm.items()
+        )
+        return [
+            (
+                label,
+                f"{risks}; risk difference {_pct(rd.estimate)} "
+                f"(95% CI {_pct(rd.lower)}–{_pct(rd.upper)}); {_p(out.z_test.p_value)}",
+            )
+        ]
+    if out.overall is not None:
+        ov = out.overall
+        return [(label, f"{_pct(ov.proportion)} ({ov.events}/{ov.n})")]
+    return []
+
+
+def headline(spec: StudySpec, res: StudyResults) -> list[tuple[str, str]]:
+    """Headline results in the form the abstracts use."""
+    lines: list[tuple[str, str]] = []
+    cohort, matching = res.cohort, res.matching
+    if cohort is not None and cohort.arms_before_matching is not None:
+        before = cohort.arms_before_matching
+        lines.append(("Patients screened", "; ".join(f"{k}: {v}" for k, v in before.items())))
+        if matching is not None and matching.n_after is not None:
+            lines.append(
+                (
+                    "After propensity-score matching",
+                    f"{matching.n_after.treated} vs {matching.n_after.control} "
+                    f"(preset {matching.preset}; max |SMD| "
+                    f"{_num(matching.max_abs_smd_after, 3)})",
+                )
+            )
+    for o in spec.outcomes:
+        out = res.outcomes.get(o.name)
+        if isinstance(o, TimeToEvent) and isinstance(out, TimeToEventResult):
+            lines += _tte_lines(spec, o, out)
+        elif isinstance(out, BinaryResult):
+            lines += _binary_lines(o.label or o.name, out)
+    for name, c in res.comparisons.items():
+        if c.proportions is not None and c.chi_square and c.association_test:
+            rates = "; ".join(
+                f"{r.level} {_pct(r.proportion, 0)} ({r.events}/{r.n})" for r in c.proportions
+            )
+            test = c.association_test
+            lines.append(
+                (
+                    c.label or name,
+                    f"{rates}; Pearson chi-square {_p(c.chi_square.p_value)}; "
+                    f"{test.method} {_p(test.p_value)}",
+                )
+            )
+        elif c.medians is not None and c.logrank is not None:
+            level_medians = "; ".join(f"{r.level} {_days(r.median)}" for r in c.medians)
+            lines.append(
+                (c.label or name, f"median {level_medians}; log-rank {_p(c.logrank.p_value)}")
+            )
+    for name, m in res.cox_models.items():
+        for row in m.coefficients:
+            lines.append(
+                (
+                    f"{m.label or name}: {row.covariate}",
+                    f"HR {_num(row.hr, 2)} ({_ci(m.conf_level)} {_num(row.lower, 2)}–"
+                    f"{_num(row.upper, 2)}); {_p(row.p_value)}",
+                )
+            )
+    for key, s in res.sensitivity.items():
+        if s.cox is not None and s.cox.estimable:
+            lines.append(
+                (
+                    f"Sensitivity: {key.replace('_', ' ')}",
+                    f"HR {_num(s.cox.hr)} ({_ci(s.cox.conf_level)} {_num(s.cox.lower)}–"
+                    f"{_num(s.cox.upper)})",
+                )
+            )
+    return lines
+
+
+def _matching_section(spec: StudySpec, result: StudyOutput, fig_dir: Path) -> Section:
+    sec = Section("Propensity-score matching")
+    info = result.results.matching
+    if result.balance is not None and info is not None:
+        pm = info.propensity_model
+        n_after = info.n_after
+        sec.paragraphs.append(
+            f"Preset {info.preset}; PS model AUC {_num(pm.auc if pm else None)}, "
+            f"equipoise {_pct(pm.equipoise if pm else None)}. Matched "
+            f"{n_after.treated if n_after else '–'} treated with "
+            f"{n_after.control if n_after else '–'} controls."
+        )
+        bal = result.balance[result.balance["covariate"] != "distance"]
+        sec.figures.append(
+            (
+                "Absolute SMD before and after matching",
+                figures.love_plot(bal, fig_dir / "love_plot.png"),
+            )
+        )
+        if result.ps is not None and spec.arms:
+            labels: dict[object, str] = {
+                1: spec.arms.label(spec.arms.treated),
+                0: spec.arms.label(spec.arms.control),
+            }
+            sec.figures.append(
+                (
+                    "Propensity score distributions",
+                    figures.ps_distribution(
+                        result.ps, fig_dir / "ps_distribution.png", labels=labels
+                    ),
+                )
+            )
+        cols = [
+            "covariate",
+            "mean_treated_before",
+            "mean_control_before",
+            "smd_before",
+            "mean_treated_after",
+            "mean_control_after",
+            "smd_after",
+        ]
+        sec.tables.append(("Table 1: baseline characteristics and SMDs", result.balance[cols]))
+    else:
+        reasons = [f.reason for f in result.results.not_estimable if f.section == "matching"]
+        sec.empty_reason = reasons[0] if reasons else "matching was not run"
+    return sec
+
+
+def _flag_sections(title: str, flags: list[Flag]) -> list[Section]:
+    """One section per flagged report section, listing every reason given for it."""
+    by_section: dict[str, list[str]] = {}
+    for f in flags:
+        by_section.setdefault(f.section, []).append(f.reason)
+    return [
+        Section(f"{title}: {section}", empty_reason="; ".join(reasons))
+        for section, reasons in by_section.items()
+    ]
+
+
+def write_outputs(
+    spec: StudySpec,
+    result: StudyOutput,
+    out_dir: Path,
+    manifest: dict[str, Any],
+    analysis_dataset: pd.DataFrame | None = None,
+) -> dict[str, Path]:
+    """Write everything for one study into ``out_dir``; return the paths written.
+
+    ``analysis_dataset`` (the rows the engine read; ``run`` passes the mart) is written
+    as analysis_dataset.csv so that ``cohort-etl analyze`` can rerun the study on it.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tables_dir = out_dir / "tables"
+    fig_dir = out_dir / "figures"
+    tables_dir.mkdir(exist_ok=True)
+    fig_dir.mkdir(exist_ok=True)
+    paths: dict[str, Path] = {}
+    res = result.results
+    res.headline = [HeadlineRow(result=k, estimate=v) for k, v in headline(spec, res)]
+    paths["results"] = res.write(out_dir / "results.json")
+    for name, table in result.tables.items():
+        path = tables_dir / f"{name}.csv"
+        table.to_csv(path, index=False, float_format=RESULT_FLOAT_FORMAT)
+        paths[f"table:{name}"] = path
+    if analysis_dataset is not None:
+        # full precision: analyze must read back exactly what run analysed
+        path = out_dir / "analysis_dataset.csv"
+        analysis_dataset.to_csv(path, index=False)
+        paths["analysis_dataset"] = path
+    if result.matched_data is not None:
+        path = out_dir / "matched_data.csv"
+        result.matched_data.to_csv(path, index=False, float_format=RESULT_FLOAT_FORMAT)
+        paths["matched_data"] = path
+
+    sections: list[Section] = []
+    km_sections = _km_sections(spec, result, fig_dir, paths)
+    sections.extend(km_sections[:1])  # the primary outcome's curves right below the headline
+    if "attrition" in result.tables:
+        att = result.tables["attrition"]
+        fig = figures.attrition_flow(att, fig_dir / "attrition.png", title="Cohort attrition")
+        sections.append(
+            Section(
+                "Who was included", figures=[("Attrition flow", fig)], tables=[("Attrition", att)]
+            )
+        )
+    if spec.arms:
+        sections.append(_matching_section(spec, result, fig_dir))
+    sections.extend(km_sections[1:])
+    if result.forest is not None:
+        fig = figures.forest_plot(result.forest, fig_dir / "forest.png")
+        sections.append(
+            Section(
+                "Hazard ratios: primary and sensitivity analyses",
+                figures=[("Forest plot", fig)],
+                tables=[("", result.forest)],
+            )
+        )
+    for name, table in result.tables.items():
+        if name.startswith(("comparison_", "cox_")):
+            sections.append(Section(name.replace("_", " ").capitalize(), tables=[("", table)]))
+    sections += _flag_sections("Warning", res.warnings)
+    sections += _flag_sections("Not estimable", res.not_estimable)
+
+    report = Report(
+        title=res.title,
+        subtitle=_subtitle(spec, manifest),
+        headline=[(r.result, r.estimate) for r in res.headline],
+        sections=sections,
+        footer=f"cohort-etl {manifest.get('package_version', '')}; git {manifest.get('git_revision', '')}",
+    )
+    paths["report"] = write(report, out_dir / "report.html")
+    paths["manifest"] = out_dir / "manifest.json"
+    paths["manifest"].write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    return paths
+
+
+def _subtitle(spec: StudySpec, manifest: dict[str, Any]) -> str:
+    cutoff = f" · data cut-off {spec.data_cutoff.isoformat()}" if spec.data_cutoff else ""
+    where = (
+        f"profile {manifest['profile']}" if "profile" in manifest else f"data {manifest.get('data')}"
+    )
+    return f"Study {spec.name}{cutoff} · {where}"
+
+
+def _km_sections(
+    spec: StudySpec, result: StudyOutput, fig_dir: Path, paths: dict[str, Path]
+) -> list[Section]:
+    sections: list[Section] = []
+    for cs in result.curves:
+        if not cs.curves:
+            continue
+        fig = figures.km_plot(
+            {k: c.table for k, c in cs.curves.items()},
+            fig_dir / f"{cs.name}.png",
+            title=cs.title,
+            risk_times=cs.risk_times,
+            risk_table={k: _suppress(c.risk, spec.min_cell_count) for k, c in cs.curves.items()},
+            time_unit="days",
+        )
+        paths[f"figure:{cs.name}"] = fig
+        sections.append(
+            Section(
+                f"Kaplan-Meier: {cs.title}",
+                figures=[("Kaplan-Meier estimate with 95% CI and numbers at risk", fig)],
+            )
+        )
+    return sections
+
+
+def write_failure(
+    spec: StudySpec, reason: str, out_dir: Path, manifest: dict[str, Any]
+) -> StudyResults:
+    """A study that could not run: results.json and report.html say why, nothing else."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = StudyResults(
+        study=spec.name,
+        title=spec.display_title,
+        data_cutoff=spec.data_cutoff.isoformat() if spec.data_cutoff else None,
+        min_cell_count=spec.min_cell_count,
+        error=reason,
+        not_estimable=[Flag(section="study", reason=reason)],
+    )
+    results.write(out_dir / "results.json")
+    report = Report(
+        title=results.title,
+        subtitle=_subtitle(spec, manifest),
+        headline=[("Study not run", reason)],
+        sections=[Section("Why this report is empty", empty_reason=reason)],
+    )
+    write(report, out_dir / "report.html")
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return results
+
+
+def _suppress(counts: list[int], min_cell: int) -> list[int | str]:
+    return [f"<{min_cell}" if 0 < c < min_cell else c for c in counts]
