@@ -18,12 +18,12 @@ import pandas as pd
 from cohort_etl import __version__
 from cohort_etl.config import NamedProfile, project_root
 from cohort_etl.db import connected
-from cohort_etl.errors import BuildError, CohortEtlError, ConfigError, InputDataError, SpecError
-from cohort_etl.progress import Progress
-from cohort_etl.specfile import file_hash
 from cohort_etl.engine import Study
 from cohort_etl.engine.results import Provenance
+from cohort_etl.errors import BuildError, CohortEtlError, ConfigError, InputDataError, SpecError
+from cohort_etl.progress import Progress
 from cohort_etl.report.study import write_failure, write_outputs
+from cohort_etl.specfile import file_hash
 from cohort_etl.studies.spec import StudySpec, discover, load_spec
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,7 @@ def _run_study(
     if spec.mart is None:
         raise SpecError(f"{path}: study {spec.name!r} names no mart (mart: ...) for cohort-etl run")
     data, attrition = read_mart(profile, spec.mart)
-    provenance = Provenance(door="run", source=f"{profile.name}: mart {spec.mart}")
+    provenance = Provenance(door="run", source=f"mart {spec.mart}")
     result = Study(spec, source=f"mart {spec.mart}").run(
         data, study_attrition(spec, attrition), provenance
     )
@@ -226,7 +226,7 @@ def _run_study(
         "vocabulary_version": data.attrs.get("vocabulary_version"),
         "matching_seed": spec.matching.seed,
         "demo_cdm": cdm_info,
-        "data_cutoff": spec.data_cutoff.isoformat(),
+        "data_cutoff": spec.data_cutoff.isoformat() if spec.data_cutoff else None,
         "timings_seconds": dict(progress.timings),
     }
     return write_outputs(spec, result, out_root / spec.name, manifest, analysis_dataset=data)

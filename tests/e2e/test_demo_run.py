@@ -21,7 +21,13 @@ pytestmark = pytest.mark.slow
 def test_every_output_is_written(demo_run: DemoRun) -> None:
     for study in STUDIES:
         folder = demo_run.out / study
-        for name in ("results.json", "report.html", "manifest.json", "analysis_dataset.csv"):
+        for name in (
+            "results.json",
+            "report.html",
+            "manifest.json",
+            "analysis_dataset.csv",
+            "matched_data.csv",
+        ):
             assert (folder / name).stat().st_size > 200, f"{study}/{name} is (nearly) empty"
         results = json.loads((folder / "results.json").read_text())
         assert results["study"] == study
@@ -41,7 +47,7 @@ def test_every_output_is_written(demo_run: DemoRun) -> None:
     tables = demo_run.out / "hsct_after_cart" / "tables"
     for name in ("attrition", "table1_balance", "km_os"):
         assert len(pd.read_csv(tables / f"{name}.csv")) > 3
-    matched = pd.read_csv(demo_run.out / "hsct_after_cart" / "analysis_dataset.csv")
+    matched = pd.read_csv(demo_run.out / "hsct_after_cart" / "matched_data.csv")
     sizes = matched.groupby("set_id")["_treated"].agg(["size", "sum"])
     assert (sizes["size"] == 2).all() and (sizes["sum"] == 1).all(), "1:1 pairs expected"
 

@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import duckdb_profile_at
 
 from cohort_etl.config import NamedProfile
-from cohort_etl.studies.runner import run_pipeline
+from cohort_etl.pipeline import run_pipeline
 from cohort_etl.synthetic.generator import generate
 from cohort_etl.synthetic.params import SynthParams
 

@@ -1,4 +1,5 @@
-"""``cohort-etl analyze``: spec -> matched dataset + results.json, checked against R."""
+"""``cohort-etl analyze`` (the file door of the engine) on a user's dataset with ready
+time / event columns: matched dataset + results.json, checked against R."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from click.testing import CliRunner
 from scipy.special import expit
 from tests.stats.r_oracle import run_r
 
-from cohort_etl.analysis import run_analysis
-from cohort_etl.analysis_spec import load_analysis_spec
 from cohort_etl.cli import main
+from cohort_etl.engine import Study
+from cohort_etl.engine.results import StudyResults
 from cohort_etl.errors import InputDataError, SpecError
+from cohort_etl.studies.spec import StudySpec, load_spec
 
 
 def _dataset(n: int = 1500, seed: int = 3) -> pd.DataFrame:
@@ -45,17 +47,22 @@ def _dataset(n: int = 1500, seed: int = 3) -> pd.DataFrame:
 
 SPEC = {
     "name": "hsct_vs_none",
-    "treatment": {"column": "arm", "treated": "hsct", "control": "none"},
+    "arms": {"column": "arm", "treated": "hsct", "control": "none"},
     "covariates": ["age", "sex", "mrd"],
     "matching": {"preset": "trinetx", "seed": 11},
     "outcomes": [
         {"name": "os", "type": "time_to_event", "time": "os_days", "event": "death",
-         "horizons": [365, 730, 5000]},
+         "horizons_days": [365, 730, 5000]},
         {"name": "cr", "type": "binary", "column": "cr"},
     ],
-    "groupings": ["sex"],
-    "populations": ["matched", "unmatched"],
+    "comparisons": [{"name": "cr_by_sex", "outcome": "cr", "by": "sex"},
+                    {"name": "os_by_sex", "outcome": "os", "by": "sex"}],
+    "sensitivity": [{"kind": "unmatched", "outcome": "os"}],
 }  # fmt: skip
+
+
+def _run(spec: dict, data: pd.DataFrame) -> StudyResults:
+    return Study(StudySpec.model_validate(spec)).run(data).results
 
 
 def _write(tmp_path: Path, spec: dict, data: pd.DataFrame) -> tuple[Path, Path]:
@@ -76,18 +83,20 @@ def test_analyze_cli_end_to_end_against_r(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     res = json.loads((out / "results.json").read_text())
+    StudyResults.read(out / "results.json")  # validates
     matched = pd.read_csv(out / "matched_data.csv")
-    assert res["schema_version"] == 1
-    assert res["sample_sizes"]["rows_not_in_either_arm"] == 20
-    before = res["sample_sizes"]["before_matching"]
-    assert before["treated"] + before["control"] == len(data) - 20
-    after = res["sample_sizes"]["after_matching"]
+    assert res["schema_version"] == 2
+    assert res["provenance"]["door"] == "analyze"
+    before = res["matching"]["n_before"]
+    assert before["treated"] + before["control"] == len(data) - 20  # 20 rows in neither arm
+    after = res["matching"]["n_after"]
     assert after["treated"] == after["control"] == len(matched) // 2
     sets = matched.groupby("set_id")["arm"].agg(lambda s: "+".join(sorted(s)))
     assert (sets == "hsct+none").all()
     assert res["matching"]["max_abs_smd_after"] < 0.1 < res["matching"]["max_abs_smd_before"]
-    assert {b["covariate"] for b in res["balance"]} >= {"age", "sexF", "sexM", "mrd"}
-    os_m = res["outcomes"]["os"]["matched"]
+    balance = pd.read_csv(out / "tables" / "table1_balance.csv")
+    assert set(balance["covariate"]) >= {"age", "sexF", "sexM", "mrd"}
+    os_m = res["outcomes"]["os"]
     # R on the written matched dataset (independent of our code):
     r = run_r(
         """
@@ -114,33 +123,30 @@ def test_analyze_cli_end_to_end_against_r(tmp_path: Path) -> None:
     assert os_m["cox_robust_sets"]["robust_se"] == pytest.approx(r["robust_se"], rel=1e-6)
     assert os_m["logrank"]["chi_square"] == pytest.approx(r["chisq"], rel=1e-6)
     # R orders strata tr=0 then tr=1, each at 365 and 730
-    ours = [s["surv"] for arm in ("none", "hsct") for s in os_m["per_arm"][arm]["survival_at"][:2]]
+    ours = [s["surv"] for arm in ("none", "hsct") for s in os_m["per_arm"][arm]["at_horizons"][:2]]
     np.testing.assert_allclose(ours, r["surv"], rtol=1e-9)
-    beyond = os_m["per_arm"]["hsct"]["survival_at"][2]
-    assert beyond["surv"] is None and "beyond" in beyond["reason"]
-    cr = res["outcomes"]["cr"]["matched"]
+    beyond = os_m["per_arm"]["hsct"]["at_horizons"][2]
+    assert beyond["beyond_follow_up"] and beyond["n_risk"] == 0
+    cr = res["outcomes"]["cr"]
     assert cr["per_arm"]["hsct"]["n"] == after["treated"]
-    assert res["outcomes"]["os"]["unmatched"]["per_arm"]["hsct"]["n"] == before["treated"]
-    assert set(res["groupings"]["sex"]["matched"]["levels"]) == {"F", "M"}
-    assert (out / "balance.csv").exists()
+    assert res["sensitivity"]["unmatched_os"]["cox"]["n"] == before["treated"] + before["control"]
+    assert res["comparisons"]["cr_by_sex"]["levels"] == ["F", "M"]
+    assert (out / "report.html").stat().st_size > 1000
 
 
-def test_analyze_not_estimable_is_reported_not_raised(tmp_path: Path) -> None:
+def test_analyze_not_estimable_is_reported_not_raised() -> None:
     data = _dataset(400)
     data["arm"] = np.where(data["arm"] == "none", "none", "other")  # no treated at all
-    spec = {**SPEC, "populations": ["matched"]}
-    results, matched, _ = run_analysis(load_analysis_spec(_write(tmp_path, spec, data)[0]), data)
-    assert matched is None
-    assert results["outcomes"]["os"]["matched"] is None
-    reasons = " ".join(x["reason"] for x in results["not_estimable"])
-    assert "no persons in arm 'hsct'" in reasons
+    results = _run(SPEC, data)
+    assert "os" not in results.outcomes
+    reasons = " ".join(x.reason for x in results.not_estimable)
+    assert "no patients in arm hsct" in reasons
     # perfect separation in the PS model: recorded as not estimable, outcomes skipped
     sep = _dataset(400)
     sep["flag"] = (sep["arm"] == "hsct").astype(int)
-    spec_sep = {**SPEC, "covariates": ["age", "flag"], "populations": ["matched"]}
-    results, matched, _ = run_analysis(load_analysis_spec(_write(tmp_path, spec_sep, sep)[0]), sep)
-    assert matched is None
-    assert any("separation" in x["reason"] for x in results["not_estimable"])
+    results = _run({**SPEC, "covariates": ["age", "flag"]}, sep)
+    assert "os" not in results.outcomes
+    assert any("separation" in x.reason for x in results.not_estimable)
 
 
 def test_analyze_bad_input_is_one_line_error(tmp_path: Path) -> None:
@@ -154,14 +160,15 @@ def test_analyze_bad_input_is_one_line_error(tmp_path: Path) -> None:
     assert isinstance(result.exception, InputDataError)
     assert "'os_days' has 1 negative value" in str(result.exception)
     with pytest.raises(InputDataError, match="'death' must be coded 0/1"):
-        run_analysis(load_analysis_spec(spec_path), data.assign(death=data["death"] * 2))
+        _run(SPEC, data.assign(death=data["death"] * 2))
     with pytest.raises(InputDataError, match="'age' has 2 missing"):
-        run_analysis(
-            load_analysis_spec(spec_path),
-            data.assign(age=data["age"].where(~data.index.isin([100, 101]))),
-        )
-    with pytest.raises(InputDataError, match=r"missing: \['mrd'\]"):
-        run_analysis(load_analysis_spec(spec_path), data.drop(columns="mrd"))
+        _run(SPEC, data.assign(age=data["age"].where(~data.index.isin([100, 101]))))
+    with pytest.raises(SpecError, match=r"lacks column\(s\) named in the spec: mrd"):
+        _run(SPEC, data.drop(columns="mrd"))
     spec_path.write_text(yaml.safe_dump({**SPEC, "matching": {"preset": "nearest"}}))
     with pytest.raises(SpecError, match="matching.preset"):
-        load_analysis_spec(spec_path)
+        load_spec(spec_path)
+    both = {**SPEC, "outcomes": [{**SPEC["outcomes"][0], "start": "index_date"}]}
+    spec_path.write_text(yaml.safe_dump(both))
+    with pytest.raises(SpecError, match=r"give either dates .* or ready columns \(time, event\)"):
+        load_spec(spec_path)

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from cohort_etl.engine import Study
+from cohort_etl.engine.results import TimeToEventResult
 from cohort_etl.errors import SpecError
-from cohort_etl.studies.engine import StudyEngine
-from cohort_etl.studies.outputs import write_outputs
+from cohort_etl.report.study import write_outputs
 from cohort_etl.studies.spec import StudySpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,15 +88,15 @@ def test_both_shipped_specs_validate() -> None:
 
 def test_column_missing_from_mart_is_named() -> None:
     data = cohort().drop(columns=["female"])
-    with pytest.raises(SpecError, match=r"lacks column\(s\) female; available: person_id"):
-        StudyEngine(spec(), source="mart toy_mart").run(data)
+    with pytest.raises(SpecError, match=r"lacks column\(s\) named in the spec: female; available"):
+        Study(spec(), source="mart toy_mart").run(data)
 
 
 def test_arm_without_patients_is_explained_in_results_and_report(tmp_path: Path) -> None:
     data = cohort()
     data["arm"] = "hsct_minus"
-    result = StudyEngine(spec()).run(data)
-    reasons = [r["reason"] for r in result.results["not_estimable"]]
+    result = Study(spec()).run(data)
+    reasons = [r.reason for r in result.results.not_estimable]
     assert any("no patients in arm hsct_plus" in r for r in reasons), reasons
     paths = write_outputs(spec(), result, tmp_path, {"profile": "test"})
     html = paths["report"].read_text()
@@ -106,14 +107,13 @@ def test_arm_below_min_cell_count_is_not_analysed() -> None:
     data = cohort(n=200)
     treated_rows = data.index[data["arm"] == "hsct_plus"][:3]
     data = data[(data["arm"] == "hsct_minus") | data.index.isin(treated_rows)]
-    result = StudyEngine(spec(min_cell_count=5)).run(data)
-    assert any(
-        "fewer than the minimum cell count" in r["reason"] for r in result.results["not_estimable"]
-    )
-    assert "matching" in result.messages
+    result = Study(spec(min_cell_count=5)).run(data)
+    flags = result.results.not_estimable
+    assert any("fewer than the minimum cell count" in r.reason for r in flags)
+    assert any(r.section == "matching" for r in flags)
 
 
-def test_horizon_longer_than_follow_up_is_flagged() -> None:
+def test_horizon_beyond_follow_up_is_flagged_and_not_in_the_headline(tmp_path: Path) -> None:
     s = spec(
         outcomes=[
             {
@@ -123,25 +123,52 @@ def test_horizon_longer_than_follow_up_is_flagged() -> None:
                 "start": "index_date",
                 "event_date": "death_date",
                 "censor_date": "end_of_followup_date",
-                "horizons_days": [20_000],
+                "horizons_days": [365, 20_000],
             }
         ]
     )
-    result = StudyEngine(s).run(cohort())
-    assert any("longer than any follow-up" in r["reason"] for r in result.results["not_estimable"])
+    result = Study(s).run(cohort())
+    out = result.results.outcomes["os"]
+    assert isinstance(out, TimeToEventResult)
+    for arm in out.per_arm.values():
+        near, far = arm.at_horizons
+        assert not near.beyond_follow_up and near.n_risk > 0
+        assert far.beyond_follow_up and far.n_risk == 0 and far.surv is not None
+        assert far.follow_up_ends < 20_000
+    assert any("beyond follow-up" in r.reason for r in result.results.not_estimable)
+    write_outputs(s, result, tmp_path, {})
+    day_20000 = next(r for r in result.results.headline if r.result.startswith("day-20000"))
+    assert day_20000.estimate.count("not estimable: follow-up ends at day") == 2
+    assert "%" not in day_20000.estimate
+
+
+def test_constant_and_missing_covariates_are_dropped_with_a_warning(tmp_path: Path) -> None:
+    data = cohort().assign(constant=1, nothing=np.nan)
+    s = spec(covariates=["age_at_index", "female", "constant", "nothing"])
+    result = Study(s).run(data)
+    assert result.results.matching is not None
+    assert result.results.matching.covariates_dropped == ["constant", "nothing"]
+    reasons = [w.reason for w in result.results.warnings]
+    assert any("'constant' is constant (1)" in r for r in reasons), reasons
+    assert any("'nothing' is missing for every patient" in r for r in reasons), reasons
+    paths = write_outputs(s, result, tmp_path, {})
+    saved = json.loads(paths["results"].read_text())["warnings"]
+    assert [w["section"] for w in saved] == ["matching", "matching"]
+    assert "is missing for every patient: left out" in paths["report"].read_text()
 
 
 def test_data_cutoff_censors_and_excludes() -> None:
     data = cohort()
-    late = StudyEngine(spec(data_cutoff=dt.date(2030, 1, 1))).run(data)
-    early = StudyEngine(spec(data_cutoff=dt.date(2021, 1, 1))).run(data)
-    assert early.results["cohort"]["n_after_cutoff"] < late.results["cohort"]["n_after_cutoff"]
-    assert early.results["cohort"]["excluded_index_after_cutoff"] > 0
+    late = Study(spec(data_cutoff=dt.date(2030, 1, 1))).run(data).results.cohort
+    early = Study(spec(data_cutoff=dt.date(2021, 1, 1))).run(data).results.cohort
+    assert early is not None and late is not None
+    assert early.n_after_cutoff < late.n_after_cutoff
+    assert early.excluded_index_after_cutoff > 0
 
 
 def test_results_are_json_and_identical_on_rerun(tmp_path: Path) -> None:
-    a = write_outputs(spec(), StudyEngine(spec()).run(cohort()), tmp_path / "a", {})
-    b = write_outputs(spec(), StudyEngine(spec()).run(cohort()), tmp_path / "b", {})
+    a = write_outputs(spec(), Study(spec()).run(cohort()), tmp_path / "a", {})
+    b = write_outputs(spec(), Study(spec()).run(cohort()), tmp_path / "b", {})
     assert a["results"].read_bytes() == b["results"].read_bytes()
     assert json.loads(a["results"].read_text())["outcomes"]["os"]["cox"]["estimable"]
 
@@ -178,10 +205,12 @@ def test_adjusted_sensitivity_analyses_fit_exposure_plus_covariates() -> None:
             },
         ]
     )
-    sens = StudyEngine(s).run(cohort(n=400)).results["sensitivity"]
+    sens = Study(s).run(cohort(n=400)).results.sensitivity
     plain, adjusted = sens["landmark_os_day90"], sens["landmark_os_day90_adjusted"]
-    assert adjusted["adjusted_for"] == ["age_at_index", "female"]
-    assert plain["cox"]["estimable"] and adjusted["cox"]["estimable"]
-    assert plain["cox"]["hr"] != adjusted["cox"]["hr"]
-    assert plain["n"] == adjusted["n"]
-    assert sens["time_varying_os_adjusted"]["cox"]["estimable"]
+    assert adjusted.adjusted_for == ["age_at_index", "female"]
+    assert plain.cox is not None and adjusted.cox is not None
+    assert plain.cox.estimable and adjusted.cox.estimable
+    assert plain.cox.hr != adjusted.cox.hr
+    assert plain.n == adjusted.n
+    tv = sens["time_varying_os_adjusted"].cox
+    assert tv is not None and tv.estimable

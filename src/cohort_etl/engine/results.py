@@ -28,7 +28,7 @@ from cohort_etl.outcomes.logrank import LogRankResult
 from cohort_etl.outcomes.summary import RESULT_DIGITS, json_safe
 
 #: version of the results.json layout; bump on any incompatible change
-SCHEMA_VERSION = 2
+SCHEMA_VERSION: Literal[2] = 2
 
 
 class ResultModel(BaseModel):
@@ -507,3 +507,9 @@ def results_json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = f"cohort-etl study results, schema version {SCHEMA_VERSION}"
     return schema
+
+
+def write_json_schema(path: Path) -> Path:
+    """Write :func:`results_json_schema` to ``path`` (docs/results.schema.json)."""
+    Path(path).write_text(json.dumps(results_json_schema(), indent=2, sort_keys=True) + "\n")
+    return Path(path)

@@ -56,7 +56,7 @@ from cohort_etl.engine.results import (
     TimeToEventResult,
 )
 from cohort_etl.engine.times import binary_outcome, check_ready_columns, dates, time_to_event
-from cohort_etl.errors import CohortEtlError, InputDataError, SpecError
+from cohort_etl.errors import CohortEtlError, SpecError
 from cohort_etl.matching.arms import TREAT, match_arms
 from cohort_etl.outcomes.binary import (
     association_test,
@@ -123,7 +123,7 @@ def check_columns(spec: StudySpec, data: pd.DataFrame, source: str) -> None:
     """Every column the spec names must be in the data (the error lists what is there)."""
     missing = [c for c in spec.required_columns() if c not in data.columns]
     if missing:
-        raise InputDataError(
+        raise SpecError(
             f"study {spec.name!r}: {source} lacks column(s) named in the spec: "
             f"{', '.join(missing)}; available: {', '.join(map(str, data.columns))}"
         )
@@ -178,8 +178,7 @@ class Study:
             self.out.tables["attrition"] = attrition
             if results.provenance is not None:
                 results.provenance.attrition = [
-                    AttritionStep.model_validate(row)
-                    for row in attrition.to_dict(orient="records")
+                    AttritionStep.model_validate(row) for row in attrition.to_dict(orient="records")
                 ]
 
         before = len(data)
@@ -214,19 +213,23 @@ class Study:
         # each section is computed item by item; one that cannot be computed is recorded
         # with its reason and the others go on
         for c in spec.comparisons:
-            self._guarded(f"comparison:{c.name}", lambda c=c: self._comparison(c, data))
+            self._guarded(f"comparison:{c.name}", self._comparison, c, data)
         for m in spec.cox_models:
-            self._guarded(f"cox:{m.name}", lambda m=m: self._cox_model(m, data))
+            self._guarded(f"cox:{m.name}", self._cox_model, m, data)
         for s in spec.sensitivity:
-            self._guarded(
-                f"sensitivity:{s.kind}:{s.outcome}", lambda s=s: self._sensitivity(s, data)
-            )
+            self._guarded(f"sensitivity:{s.kind}:{s.outcome}", self._sensitivity, s, data)
         self._forest()
         return self.out
 
-    def _guarded(self, section: str, compute: Callable[[], None]) -> None:
+    def _guarded(
+        self,
+        section: str,
+        compute: Callable[[Any, pd.DataFrame], None],
+        item: Any,
+        data: pd.DataFrame,
+    ) -> None:
         try:
-            compute()
+            compute(item, data)
         except CohortEtlError as exc:
             self._not_estimable(section, str(exc))
 
@@ -346,7 +349,11 @@ class Study:
         rows = []
         for row in km.survival_at(o.horizons_days, extend=True).to_dict(orient="records"):
             beyond = bool(row["time"] > ends)
-            rows.append(AtHorizon(**row, beyond_follow_up=beyond, follow_up_ends=ends))
+            rows.append(
+                AtHorizon.model_validate(
+                    {**row, "beyond_follow_up": beyond, "follow_up_ends": ends}
+                )
+            )
             if beyond:
                 self._not_estimable(
                     f"outcome:{o.name}",
@@ -397,7 +404,9 @@ class Study:
                         Incidence.model_validate(vars(x))
                         for x in aj.incidence_at(o.horizons_days, cause=1)
                     ]
-        self.out.curves.append(CurveSet(o.name, o.label or o.name, f"km_{o.name}", curves, risk_times))
+        self.out.curves.append(
+            CurveSet(o.name, o.label or o.name, f"km_{o.name}", curves, risk_times)
+        )
         self.out.tables[f"km_{o.name}"] = (
             pd.concat([c.table.assign(arm=k) for k, c in curves.items()], ignore_index=True)
             if curves

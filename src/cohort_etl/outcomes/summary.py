@@ -1,7 +1,8 @@
-"""Plain-dict summaries of fitted statistics, as written into results.json.
+"""How published numbers are written: significant digits and plain JSON values.
 
-One place decides the keys of each kind of estimate, so `cohort-etl analyze` and the study
-runner describe a Cox fit, a log-rank test or a two-arm proportion comparison the same way.
+The typed result models (:mod:`cohort_etl.engine.results`), result CSVs and the
+network's pooled results all round with these, so DuckDB and PostgreSQL runs and reruns
+give the same bytes.
 """
 
 from __future__ import annotations
@@ -10,64 +11,6 @@ import math
 from typing import Any
 
 import numpy as np
-
-from cohort_etl.outcomes.binary import ProportionComparison, TestResult
-from cohort_etl.outcomes.cox import CoxResult
-from cohort_etl.outcomes.logrank import LogRankResult
-
-
-def cox_dict(r: CoxResult, term: int = 0) -> dict[str, Any]:
-    """HR with CI, coefficient, SEs and the three tests' p-values for one model term."""
-    return {
-        "estimable": True,
-        "hr": r.hazard_ratio[term],
-        "lower": r.ci_lower[term],
-        "upper": r.ci_upper[term],
-        "coef": r.coef[term],
-        "se": r.se[term],
-        "robust_se": None if r.robust_se is None else r.robust_se[term],
-        "wald_p": r.p_value[term],
-        "lr_p": r.lr_test.p_value,
-        "score_p": r.score_test.p_value,
-        "n": r.n,
-        "events": r.n_events,
-    }
-
-
-def logrank_dict(lr: LogRankResult, detail: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "chi_square": lr.chi_square,
-        "df": lr.df,
-        "p_value": lr.p_value,
-        "reason": lr.reason,
-    }
-    if detail:
-        out["groups"] = [str(g) for g in lr.groups]
-        out["observed"] = lr.observed.tolist()
-        out["expected"] = lr.expected.tolist()
-    return out
-
-
-def stat_test_dict(t: TestResult) -> dict[str, Any]:
-    return {
-        "method": t.method,
-        "statistic": t.statistic,
-        "df": t.df,
-        "p_value": t.p_value,
-        "reason": t.reason,
-    }
-
-
-def proportions_dict(cmp: ProportionComparison) -> dict[str, Any]:
-    """Risk difference (Wald and Newcombe), risk ratio, odds ratio and the z-test."""
-    return {
-        "risk_difference": vars(cmp.risk_difference),
-        "risk_difference_newcombe": vars(cmp.risk_difference_newcombe),
-        "risk_ratio": vars(cmp.risk_ratio),
-        "odds_ratio": vars(cmp.odds_ratio),
-        "z_test": {"z": cmp.z_statistic, "p_value": cmp.p_value, "method": cmp.p_method},
-    }
-
 
 #: significant digits of every published number (results.json, result CSVs, pooled
 #: results): enough for R agreement, few enough that DuckDB and PostgreSQL runs and reruns

@@ -343,7 +343,9 @@ def write_outputs(
 def _subtitle(spec: StudySpec, manifest: dict[str, Any]) -> str:
     cutoff = f" · data cut-off {spec.data_cutoff.isoformat()}" if spec.data_cutoff else ""
     where = (
-        f"profile {manifest['profile']}" if "profile" in manifest else f"data {manifest.get('data')}"
+        f"profile {manifest['profile']}"
+        if "profile" in manifest
+        else f"data {manifest.get('data')}"
     )
     return f"Study {spec.name}{cutoff} · {where}"
 

@@ -1,1 +1,1 @@
-"""Study specs (YAML, pydantic) and the runner that executes them on analysis marts."""
+"""Study specs (YAML, pydantic); the engine that executes them is :mod:`cohort_etl.engine`."""
