@@ -80,7 +80,7 @@ from cohort_etl.studies.spec import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TREAT", "CurveSet", "KMCurve", "Study", "StudyOutput"]
+__all__ = ["TREAT", "CurveSet", "KMCurve", "Study", "StudyOutput", "empty_results"]
 
 
 @dataclass
@@ -117,6 +117,17 @@ class StudyOutput:
 
 class _Empty(CohortEtlError):
     """A section that has nothing to compute (reported, not raised to the user)."""
+
+
+def empty_results(spec: StudySpec, **fields: Any) -> StudyResults:
+    """The results of ``spec`` before any section is computed (identity from the spec)."""
+    return StudyResults(
+        study=spec.name,
+        title=spec.display_title,
+        data_cutoff=spec.data_cutoff.isoformat() if spec.data_cutoff else None,
+        min_cell_count=spec.min_cell_count,
+        **fields,
+    )
 
 
 def check_columns(spec: StudySpec, data: pd.DataFrame, source: str) -> None:
@@ -166,13 +177,7 @@ class Study:
         if "person_id" not in data.columns:  # a user's file: rows numbered in file order
             data = data.assign(person_id=np.arange(1, len(data) + 1))
         data = data.sort_values("person_id", kind="stable").reset_index(drop=True)
-        results = StudyResults(
-            study=spec.name,
-            title=spec.display_title,
-            data_cutoff=spec.data_cutoff.isoformat() if spec.data_cutoff else None,
-            min_cell_count=spec.min_cell_count,
-            provenance=provenance,
-        )
+        results = empty_results(spec, provenance=provenance)
         self.out = StudyOutput(results=results)
         if attrition is not None and len(attrition):
             self.out.tables["attrition"] = attrition

@@ -23,7 +23,7 @@ from cohort_etl.engine.results import (
     StudyResults,
     TimeToEventResult,
 )
-from cohort_etl.engine.study import StudyOutput
+from cohort_etl.engine.study import StudyOutput, empty_results
 from cohort_etl.outcomes.summary import RESULT_FLOAT_FORMAT
 from cohort_etl.report import figures
 from cohort_etl.report.html import Report, Section, write
@@ -380,13 +380,8 @@ def write_failure(
 ) -> StudyResults:
     """A study that could not run: results.json and report.html say why, nothing else."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = StudyResults(
-        study=spec.name,
-        title=spec.display_title,
-        data_cutoff=spec.data_cutoff.isoformat() if spec.data_cutoff else None,
-        min_cell_count=spec.min_cell_count,
-        error=reason,
-        not_estimable=[Flag(section="study", reason=reason)],
+    results = empty_results(
+        spec, error=reason, not_estimable=[Flag(section="study", reason=reason)]
     )
     results.write(out_dir / "results.json")
     report = Report(
