@@ -82,7 +82,7 @@ def test_network_round_on_a_real_study_folder(
         cox = results["outcomes"][outcome]["cox"]
         got = pooled["hazard_ratios"][f"outcome:{outcome}:matched"]["profile_fixed_effect"]
         assert got["estimate"] == pytest.approx(cox["coef"], abs=1e-3)
-    pairs = results["outcomes"]["os"]["cox_stratified_pairs"]["coef"]
+    pairs = results["outcomes"]["os"]["cox_stratified_sets"]["coef"]
     got = pooled["hazard_ratios"]["outcome:os:matched_stratified_pairs"]["profile_fixed_effect"]
     assert got["estimate"] == pytest.approx(pairs, abs=1e-3)
     # three copies of one site: the pooled grid KM is the site's KM on the grouped times

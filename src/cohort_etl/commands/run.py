@@ -53,7 +53,7 @@ def run(
 
     On the embedded default profile with no CDM yet, a synthetic demo CDM is generated
     first. Outputs: output/<profile>/<study>/{results.json, tables/, figures/,
-    analysis_dataset.csv, report.html, manifest.json}.
+    analysis_dataset.csv, matched_data.csv, report.html, manifest.json}.
     """
     from cohort_etl.pipeline import run_pipeline
 

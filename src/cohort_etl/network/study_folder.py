@@ -4,7 +4,7 @@
 Patient-level inputs are used here in memory and never leave the site: the survival
 records of each arm are rebuilt from the run's per-time KM tables (checked against the
 run's own log-rank), the Cox analyses that need covariates or matched pairs use
-``analysis_dataset.csv`` (checked against the run's own coefficients; an analysis that
+``matched_data.csv`` (the rows the engine analysed; checked against the run's own coefficients; an analysis that
 does not reproduce is listed in ``not_exported`` instead). Everything the run reports is
 read through :func:`read_run` — the one place that knows the layout of ``results.json``.
 """
@@ -74,7 +74,7 @@ def read_run(results: dict[str, Any], spec: Any) -> RunView:
         if res.get("type") == "time_to_event":
             if res.get("logrank"):
                 view.logrank[name] = res["logrank"]
-            view.matched_cox[name] = {k: res[k] for k in ("cox", "cox_stratified_pairs")
+            view.matched_cox[name] = {k: res[k] for k in ("cox", "cox_stratified_sets")
                                       if isinstance(res.get(k), dict)}  # fmt: skip
         elif res.get("type") == "binary":
             if "per_arm" in res:
@@ -194,8 +194,8 @@ def site_from_study_dir(
     study_dir: Path, net: Network
 ) -> tuple[SiteData, StudyInfo, dict[str, Any], list[str]]:
     """SiteData, study info, provenance and attrition rule names of a study folder."""
+    from cohort_etl.engine.times import time_to_event
     from cohort_etl.matching.design import build_design
-    from cohort_etl.studies.engine import time_to_event
     from cohort_etl.studies.spec import TimeToEvent, load_spec
 
     study_dir = Path(study_dir)
@@ -216,7 +216,7 @@ def site_from_study_dir(
     by_label = {label: role for role, label in view.arms.items()}
     tables = study_dir / "tables"
     site = SiteData(arms=dict(view.arms), binary=dict(view.binary))
-    dataset_path = study_dir / "analysis_dataset.csv"
+    dataset_path = study_dir / "matched_data.csv"
     dataset = pd.read_csv(dataset_path) if dataset_path.is_file() else None
     cutoff = pd.Timestamp(view.data_cutoff) if view.data_cutoff else None
     for o in spec.outcomes:
@@ -248,12 +248,13 @@ def site_from_study_dir(
             else:
                 site.not_exported.append({"section": f"outcome:{o.name}:matched",
                                           "reason": "does not reproduce the run's Cox"})  # fmt: skip
-        if "cox_stratified_pairs" in fits and dataset is not None and cutoff is not None:
+        if "cox_stratified_sets" in fits and dataset is not None and cutoff is not None:
             assert isinstance(o, TimeToEvent)
-            t, e, _ = time_to_event(dataset, o, cutoff)
+            times = time_to_event(dataset, o, cutoff)
+            t, e = times.time, times.event
             data = pd.DataFrame({"time": t, "event": e, "stratum": dataset.get("set_id"),
                                  "treated": dataset.get("_treated")})  # fmt: skip
-            want = {"treated": float(fits["cox_stratified_pairs"]["coef"])}
+            want = {"treated": float(fits["cox_stratified_sets"]["coef"])}
             if data.notna().all().all() and _refits(data, ["treated"], want):
                 site.cox.append(CoxAnalysis(f"outcome:{o.name}:matched_stratified_pairs",
                                             o.name, data, ["treated"], "treated"))  # fmt: skip
@@ -267,8 +268,9 @@ def site_from_study_dir(
             site.not_exported.append({"section": f"cox_model:{m.name}", "reason": "no "
                                       "analysis dataset or result"})  # fmt: skip
             continue
-        t, e, _ = time_to_event(dataset, o, cutoff)
-        keep = np.isfinite(t) & (t >= 0) & dataset[m.covariates].notna().all(axis=1).to_numpy()
+        times = time_to_event(dataset, o, cutoff)
+        t, e = times.time, times.event
+        keep = ~times.bad & dataset[m.covariates].notna().all(axis=1).to_numpy()
         design = build_design(dataset.loc[keep], list(m.covariates))
         cols = [str(c) for c in design.columns]
         data = pd.DataFrame(design.matrix, columns=cols).assign(time=t[keep], event=e[keep])
