@@ -44,7 +44,7 @@ __extra.update(persons=result.row_counts['person'], event_rows=result.event_rows
 STUDIES = """
 from pathlib import Path
 from cohort_etl.config import DuckDBProfile, NamedProfile
-from cohort_etl.studies.runner import run_pipeline
+from cohort_etl.pipeline import run_pipeline
 profile = NamedProfile(name='bench-scale', settings=DuckDBProfile(type='duckdb', path=Path({path!r})))
 summary = run_pipeline(profile, out_root=Path({out!r}), build=False, quiet=True)
 __extra.update(stage_seconds=summary.timings)

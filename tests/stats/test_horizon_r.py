@@ -44,6 +44,7 @@ def test_horizon_beyond_follow_up_is_rs_extend_value(tmp_path: Path) -> None:
     spec = StudySpec.model_validate(
         {
             "name": "horizon",
+            "title": "Horizon beyond follow-up",
             "arms": {"column": "arm", "treated": "a", "control": "b"},
             "matching": {"preset": "none"},
             "outcomes": [

@@ -47,6 +47,7 @@ def _dataset(n: int = 1500, seed: int = 3) -> pd.DataFrame:
 
 SPEC = {
     "name": "hsct_vs_none",
+    "title": "HSCT vs none",
     "arms": {"column": "arm", "treated": "hsct", "control": "none"},
     "covariates": ["age", "sex", "mrd"],
     "matching": {"preset": "trinetx", "seed": 11},

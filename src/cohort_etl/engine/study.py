@@ -123,7 +123,7 @@ def empty_results(spec: StudySpec, **fields: Any) -> StudyResults:
     """The results of ``spec`` before any section is computed (identity from the spec)."""
     return StudyResults(
         study=spec.name,
-        title=spec.display_title,
+        title=spec.title,
         data_cutoff=spec.data_cutoff.isoformat() if spec.data_cutoff else None,
         min_cell_count=spec.min_cell_count,
         **fields,

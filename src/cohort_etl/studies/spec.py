@@ -227,7 +227,7 @@ class CoxModel(_Strict):
 
 class StudySpec(_Strict):
     name: str = Field(pattern=_NAME)
-    title: str = ""
+    title: str
     description: str = ""
     #: the cohort the mart is built from (its name in the dbt cohort list); ``run`` reads
     #: its attrition by this name
@@ -289,10 +289,6 @@ class StudySpec(_Strict):
 
     def outcome(self, name: str) -> TimeToEvent | Binary:
         return next(o for o in self.outcomes if o.name == name)
-
-    @property
-    def display_title(self) -> str:
-        return self.title or self.name
 
     def required_columns(self) -> list[str]:
         """Every data column the spec refers to, in first-use order."""
