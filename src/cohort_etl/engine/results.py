@@ -143,7 +143,7 @@ class HazardRatio(ResultModel):
             hr=r.hazard_ratio[term],
             lower=r.ci_lower[term],
             upper=r.ci_upper[term],
-            conf_level=1 - r.alpha,
+            conf_level=r.conf_level,
             coef=r.coef[term],
             se=r.se[term],
             robust_se=None if r.robust_se is None else r.robust_se[term],

@@ -562,7 +562,7 @@ class Study:
             n=r.n,
             events=r.n_events,
             dropped_missing=int((~keep).sum()),
-            conf_level=1 - r.alpha,
+            conf_level=r.conf_level,
             coefficients=coefficients,
             lr_test=ModelTest.of(r.lr_test),
             wald_test=ModelTest.of(r.wald_test),

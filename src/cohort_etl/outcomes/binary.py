@@ -26,7 +26,7 @@ from scipy import optimize, stats
 from scipy.special import gammaln
 
 from cohort_etl.errors import InputDataError, NotEstimable
-from cohort_etl.outcomes.km import z_value
+from cohort_etl.outcomes.checks import z_value
 
 # R fisher.test and chisq.test compare probabilities with this relative tolerance.
 _REL_ERR = 1.0 + 1e-7

@@ -44,6 +44,16 @@ import pandas as pd
 from scipy import stats
 
 from cohort_etl.errors import InputDataError, NotEstimable
+from cohort_etl.outcomes.checks import (
+    as_float_array,
+    check_durations,
+    check_entry,
+    check_events,
+    check_finite,
+    check_length,
+    label,
+    z_value,
+)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -86,7 +96,7 @@ class CoxResult:
     hazard_ratio: FloatArray
     ci_lower: FloatArray
     ci_upper: FloatArray
-    alpha: float
+    conf_level: float
     loglik_null: float
     loglik: float
     lr_test: CoxTest
@@ -103,7 +113,7 @@ class CoxResult:
 
     def summary(self) -> pd.DataFrame:
         """One row per covariate: coef, HR, SEs, z, p and CI bounds of the HR."""
-        level = round(100 * (1 - self.alpha))
+        level = round(100 * self.conf_level)
         frame = pd.DataFrame(
             {
                 "coef": self.coef,
@@ -132,12 +142,6 @@ class ZphResult:
 # --------------------------------------------------------------------------- input checks
 
 
-def _label(values: Any, name: str) -> str:
-    """``name``, plus the pandas column name when there is one (for error messages)."""
-    column = getattr(values, "name", None)
-    return f"{name} (column {column!r})" if isinstance(column, str) else name
-
-
 def _as_1d(values: Any, name: str, n: int | None) -> npt.NDArray[Any]:
     if isinstance(values, pd.DataFrame) and values.shape[1] == 1:
         values = values.iloc[:, 0]
@@ -154,24 +158,15 @@ def _as_1d(values: Any, name: str, n: int | None) -> npt.NDArray[Any]:
     return arr
 
 
-def _as_float(values: Any, name: str, n: int | None) -> FloatArray:
-    name = _label(values, name)
-    arr = _as_1d(values, name, n)
-    try:
-        out = arr.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InputDataError(f"{name} must be numeric ({exc})") from None
-    bad = ~np.isfinite(out)
-    if bad.any():
-        raise InputDataError(
-            f"{name} has {int(bad.sum())} missing or infinite values (first at row "
-            f"{int(np.flatnonzero(bad)[0])})"
-        )
-    return out
+def _weights(values: Any, n: int) -> FloatArray:
+    name = label(values, "weights")
+    w = check_finite(as_float_array(values, name), name)
+    check_length(w, n, name)
+    return w
 
 
 def _codes(values: Any, name: str, n: int) -> tuple[IntArray, int]:
-    name = _label(values, name)
+    name = label(values, name)
     arr = _as_1d(values, name, n)
     series = pd.Series(arr)
     if series.isna().any():
@@ -566,8 +561,8 @@ class CoxPH:
     ----------
     ties
         ``"efron"`` (R's default) or ``"breslow"``.
-    alpha
-        1 - confidence level of the hazard-ratio intervals.
+    conf_level
+        Confidence level of the hazard-ratio intervals (0.95).
     robust
         Sandwich (dfbeta) variance; without ``cluster`` each row is its own cluster.
         None (default) follows R: robust when ``cluster`` is given or some weights are not
@@ -609,7 +604,7 @@ class CoxPH:
     def __init__(
         self,
         ties: Ties = "efron",
-        alpha: float = 0.05,
+        conf_level: float = 0.95,
         robust: bool | None = None,
         eps: float = 1e-9,
         iter_max: int = 20,
@@ -620,7 +615,7 @@ class CoxPH:
         timefix: bool = True,
     ) -> None:
         self.ties = ties
-        self.alpha = alpha
+        self.conf_level = conf_level
         self.robust = robust
         self.eps = eps
         self.iter_max = iter_max
@@ -669,35 +664,17 @@ class CoxPH:
         """
         if self.ties not in ("efron", "breslow"):
             raise InputDataError(f"ties must be 'efron' or 'breslow', got {self.ties!r}")
-        stop = _as_float(durations, "durations", None)
-        n = stop.shape[0]
-        if n == 0:
-            raise InputDataError("durations is empty")
-        event_raw = _as_float(events, "events", n)
-        bad = ~np.isin(event_raw, (0.0, 1.0))
-        if bad.any():
-            raise InputDataError(
-                f"{_label(events, 'events')} must be 0/1, found {float(event_raw[bad][0]):g} "
-                f"at row {int(np.flatnonzero(bad)[0])}"
-            )
-        event = event_raw == 1.0
         start: FloatArray | None = None
-        if entry is not None:
-            start = _as_float(entry, "entry", n)
-            bad = start >= stop
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise InputDataError(
-                    f"{_label(entry, 'entry')} must be < durations: row {i} has entry "
-                    f"{float(start[i]):g} >= stop {float(stop[i]):g}"
-                )
-        elif (stop < 0).any():
-            i = int(np.flatnonzero(stop < 0)[0])
-            raise InputDataError(
-                f"{_label(durations, 'durations')} must be >= 0: row {i} has {float(stop[i]):g}"
-            )
+        if entry is None:
+            stop = check_durations(durations)
+        else:  # counting-process rows (start, stop]: any finite times, start < stop
+            name = label(durations, "durations")
+            stop = check_finite(as_float_array(durations, name), name)
+            start = check_entry(entry, stop)
+        n = stop.shape[0]
+        event = check_events(events, n) == 1.0
         matrix, names = _design(X, n)
-        w = np.ones(n) if weights is None else _as_float(weights, "weights", n)
+        w = np.ones(n) if weights is None else _weights(weights, n)
         if (w <= 0).any():
             raise InputDataError("weights must be > 0")
         stratum_codes = (
@@ -810,7 +787,7 @@ class CoxPH:
         used_se = np.sqrt(np.diag(used_var))
         z = coef / used_se
         pvals = 2 * stats.norm.sf(np.abs(z))
-        zq = stats.norm.ppf(1 - self.alpha / 2)
+        zq = z_value(self.conf_level)
         wald_step, _ = _solve(used_var, coef, self.toler_chol)
         concordance = (
             _concordance(
@@ -838,7 +815,7 @@ class CoxPH:
             hazard_ratio=hazard_ratio,
             ci_lower=ci_lower,
             ci_upper=ci_upper,
-            alpha=self.alpha,
+            conf_level=self.conf_level,
             loglik_null=loglik_null,
             loglik=new.loglik,
             lr_test=_chi2(2 * (new.loglik - loglik_null), p),

@@ -28,118 +28,44 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from scipy import stats
 
 from cohort_etl.errors import InputDataError, NotEstimable
+from cohort_etl.outcomes.checks import (
+    ArrayLike,
+    FloatArray,
+    as_float_array,
+    check_durations,
+    check_entry,
+    check_events,
+    check_length,
+    check_weights,
+    z_value,
+)
+
+__all__ = [  # the input checks are shared by every estimator (cohort_etl.outcomes.checks)
+    "ArrayLike",
+    "KaplanMeier",
+    "QuantileEstimate",
+    "RestrictedMean",
+    "SPSSMedian",
+    "as_float_array",
+    "check_durations",
+    "check_entry",
+    "check_events",
+    "check_length",
+    "check_weights",
+    "fit_by_group",
+    "median_follow_up",
+    "z_value",
+]
 
 ConfType = Literal["log", "log-log", "plain", "logit", "arcsin"]
 CONF_TYPES: tuple[str, ...] = ("log", "log-log", "plain", "logit", "arcsin")
-FloatArray = NDArray[np.float64]
-ArrayLike = Sequence[Any] | NDArray[Any] | pd.Series | pd.Index
 
 # R's quantile.survfit and print.survfit use sqrt(.Machine$double.eps) as tolerance.
 _TOL = math.sqrt(np.finfo(float).eps)
 
 
-# --------------------------------------------------------------------------------------
-# input validation (shared by the other outcome modules)
-# --------------------------------------------------------------------------------------
-def as_float_array(values: ArrayLike, name: str) -> FloatArray:
-    """Convert ``values`` to a 1-d float array, naming ``name`` in any error."""
-    try:
-        arr = np.asarray(values, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise InputDataError(f"{name}: values are not numeric ({exc})") from None
-    if arr.ndim != 1:
-        raise InputDataError(f"{name}: expected a one-dimensional sequence, got shape {arr.shape}")
-    return arr
-
-
-def check_durations(values: ArrayLike, name: str = "durations") -> FloatArray:
-    """Durations: numeric, finite, not missing, >= 0."""
-    arr = as_float_array(values, name)
-    if arr.size == 0:
-        raise InputDataError(f"{name}: no observations")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise InputDataError(
-            f"{name}: {int(bad.sum())} missing or infinite value(s), first at position {first}"
-        )
-    neg = arr < 0
-    if neg.any():
-        first = int(np.flatnonzero(neg)[0])
-        raise InputDataError(
-            f"{name}: {int(neg.sum())} negative value(s), first at position {first} "
-            f"({arr[first]:g})"
-        )
-    return arr
-
-
-def check_events(values: ArrayLike | None, n: int, name: str = "events") -> FloatArray:
-    """Event indicators coded 0/1 (or booleans); ``None`` means every row is an event."""
-    if values is None:
-        return np.ones(n, dtype=float)
-    arr = as_float_array(values, name)
-    check_length(arr, n, name)
-    bad = ~np.isin(arr, (0.0, 1.0))
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise InputDataError(
-            f"{name}: must be coded 0/1, found {arr[first]!r} at position {first} "
-            f"({int(bad.sum())} bad value(s))"
-        )
-    return arr
-
-
-def check_weights(values: ArrayLike | None, n: int, name: str = "weights") -> FloatArray:
-    """Case weights: finite and >= 0; ``None`` means 1 for every row."""
-    if values is None:
-        return np.ones(n, dtype=float)
-    arr = as_float_array(values, name)
-    check_length(arr, n, name)
-    bad = ~np.isfinite(arr) | (arr < 0)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise InputDataError(
-            f"{name}: must be finite and >= 0, found {arr[first]!r} at position {first}"
-        )
-    return arr
-
-
-def check_length(arr: NDArray[Any] | Sequence[Any], n: int, name: str) -> None:
-    """Raise when ``arr`` does not have ``n`` elements."""
-    if len(arr) != n:
-        raise InputDataError(f"{name}: has {len(arr)} values but durations has {n}")
-
-
-def check_entry(values: ArrayLike | None, durations: FloatArray, name: str = "entry") -> FloatArray:
-    """Delayed-entry times: finite, >= 0 and strictly before the matching duration."""
-    n = durations.size
-    if values is None:
-        return np.full(n, -np.inf)
-    arr = as_float_array(values, name)
-    check_length(arr, n, name)
-    bad = ~np.isfinite(arr) | (arr >= durations)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise InputDataError(
-            f"{name}: must be finite and < durations, found entry {arr[first]!r} with "
-            f"duration {durations[first]!r} at position {first}"
-        )
-    return arr
-
-
-def z_value(conf_level: float) -> float:
-    """Two-sided normal quantile for ``conf_level`` (0.95 -> 1.959964)."""
-    if not 0.0 < conf_level < 1.0:
-        raise InputDataError(f"conf_level: must lie strictly between 0 and 1, got {conf_level!r}")
-    return float(stats.norm.ppf(1.0 - (1.0 - conf_level) / 2.0))
-
-
-# --------------------------------------------------------------------------------------
-# confidence bands (survfit_confint in R)
-# --------------------------------------------------------------------------------------
 def confidence_band(
     surv: FloatArray, sigma: FloatArray, conf_type: str, z: float
 ) -> tuple[FloatArray, FloatArray]:
@@ -214,7 +140,7 @@ def _approx_right(v: FloatArray, idx: NDArray[np.int64], p: float) -> int | None
     return int(idx[best])
 
 
-def findq(x: FloatArray, y: FloatArray, p: float, tol: float = _TOL) -> float:
+def _findq(x: FloatArray, y: FloatArray, p: float, tol: float = _TOL) -> float:
     """The time at which the curve ``1 - y`` crosses ``1 - p`` (R survival:::findq).
 
     ``x`` starts with the curve's start time and ``y`` with 0 (= 1 - S(start)). Where the
@@ -241,7 +167,7 @@ def findq(x: FloatArray, y: FloatArray, p: float, tol: float = _TOL) -> float:
     return (float(x[i1]) + float(x[i2])) / 2.0
 
 
-def minmin(y: FloatArray, x: FloatArray, tol: float = _TOL) -> float:
+def _minmin(y: FloatArray, x: FloatArray, tol: float = _TOL) -> float:
     """First time with ``y < 0.5`` (midpoint of a flat 0.5 stretch), as print.survfit."""
     keep = ~np.isnan(y) & (y < 0.5 + tol)
     if not keep.any():
@@ -536,9 +462,9 @@ class KaplanMeier:
         for p in plist:
             if not 0.0 <= p <= 1.0 or math.isnan(p):
                 raise InputDataError(f"probs: must lie in [0, 1], got {p!r}")
-            q = findq(x, np.concatenate([[0.0], 1.0 - self.survival_]), p)
-            lo = findq(x, np.concatenate([[0.0], 1.0 - self.lower_]), p)
-            hi = findq(x, np.concatenate([[0.0], 1.0 - self.upper_]), p)
+            q = _findq(x, np.concatenate([[0.0], 1.0 - self.survival_]), p)
+            lo = _findq(x, np.concatenate([[0.0], 1.0 - self.lower_]), p)
+            hi = _findq(x, np.concatenate([[0.0], 1.0 - self.upper_]), p)
             out.append(self._quantile_result(p, q, lo, hi))
         return out
 
@@ -547,9 +473,9 @@ class KaplanMeier:
         midpoint of a stretch where S equals 0.5 exactly)."""
         self._check_fitted()
         x = self.timeline_
-        q = minmin(self.survival_, x)
-        lo = minmin(self.lower_, x)
-        hi = minmin(self.upper_, x)
+        q = _minmin(self.survival_, x)
+        lo = _minmin(self.lower_, x)
+        hi = _minmin(self.upper_, x)
         return self._quantile_result(0.5, q, lo, hi)
 
     def _quantile_result(self, p: float, q: float, lo: float, hi: float) -> QuantileEstimate:
@@ -635,20 +561,25 @@ class KaplanMeier:
         var = float(np.sum(area_after**2 * hk[:-1]))
         return RestrictedMean(tau=end, mean=float(rect.sum()) + self._start, se=math.sqrt(var))
 
-    def summary(self) -> dict[str, Any]:
-        """Records, events, median with CI (the line ``print.survfit`` shows)."""
+    def summary(self) -> pd.DataFrame:
+        """Records, events, median with CI: the line ``print.survfit`` shows, as a one-row
+        table (every estimator's ``summary()`` is a table)."""
         med = self.median()
-        return {
-            "label": self.label_,
-            "n": self.n_,
-            "events": self.n_events_,
-            "median": med.time,
-            "lower": med.lower,
-            "upper": med.upper,
-            "conf_type": self.conf_type,
-            "conf_level": self.conf_level,
-            "reason": med.reason,
-        }
+        return pd.DataFrame(
+            [
+                {
+                    "label": self.label_,
+                    "n": self.n_,
+                    "events": self.n_events_,
+                    "median": med.time,
+                    "lower": med.lower,
+                    "upper": med.upper,
+                    "conf_type": self.conf_type,
+                    "conf_level": self.conf_level,
+                    "reason": med.reason,
+                }
+            ]
+        )
 
 
 def risk_table(

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from cohort_etl.errors import InputDataError
-from cohort_etl.outcomes.km import (
+from cohort_etl.outcomes.checks import (
     ArrayLike,
     FloatArray,
     as_float_array,
