@@ -111,7 +111,7 @@ def run_config(config: Config, workdir: Path) -> dict[str, object]:
             lines = [line for line in proc.stderr.splitlines() if line.strip()]
             row["error"] = lines[-1] if lines else proc.stdout[-300:]
             break
-        row[f"{step}_stdout_tail"] = proc.stdout.strip().splitlines()[-4:]
+        row[f"{step}_stdout_tail"] = proc.stdout.strip().splitlines()[-12:]
     row["seconds"] = round(time.perf_counter() - start, 1)
     studies = sorted(p.parent.name for p in out.glob("*/results.json"))
     row["studies_with_results"] = studies

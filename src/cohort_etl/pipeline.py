@@ -16,12 +16,14 @@ from typing import Any
 import pandas as pd
 
 from cohort_etl import __version__
+from cohort_etl.atomic import moved, replaced_folder
 from cohort_etl.config import NamedProfile, project_root
 from cohort_etl.db import connected
 from cohort_etl.engine import Study
-from cohort_etl.engine.results import Provenance
+from cohort_etl.engine.results import DataQuality, Provenance, StudyResults
 from cohort_etl.errors import BuildError, CohortEtlError, ConfigError, InputDataError, SpecError
 from cohort_etl.progress import Progress
+from cohort_etl.quality.findings import QualityReport
 from cohort_etl.report.study import write_failure, write_outputs
 from cohort_etl.specfile import file_hash
 from cohort_etl.studies.spec import StudySpec, discover, load_spec
@@ -36,6 +38,9 @@ DEMO_SEED = 42
 class RunSummary:
     outputs: dict[str, dict[str, Path]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    results: dict[str, StudyResults] = field(default_factory=dict)
+    quality: QualityReport | None = None
+    build_warnings: list[str] = field(default_factory=list)
 
 
 def git_revision() -> str:
@@ -75,6 +80,14 @@ def select_specs(studies_dir: Path, names: list[str] | None) -> list[tuple[Path,
     if not paths:
         raise SpecError(f"{studies_dir}: no study specs (*.yaml)")
     specs = [(p, load_spec(p)) for p in paths]
+    seen: dict[str, Path] = {}
+    for path, spec in specs:
+        if spec.name in seen:
+            raise SpecError(
+                f"study name {spec.name!r} is used by two specs: {seen[spec.name]} and {path} "
+                "(their outputs would overwrite each other); rename one"
+            )
+        seen[spec.name] = path
     if names:
         known = {s.name for _, s in specs}
         unknown = sorted(set(names) - known)
@@ -157,6 +170,7 @@ def run_pipeline(
     allow_demo: bool = True,
     quiet: bool = False,
     studies_dir: Path | None = None,
+    accept_incomplete_vocabulary: bool = False,
 ) -> RunSummary:
     studies_dir = studies_dir or project_root() / "studies"
     specs = select_specs(studies_dir, studies)
@@ -169,7 +183,13 @@ def run_pipeline(
         if build:
             from cohort_etl.dbt_runner import build as dbt_build
 
-            dbt_build(profile)
+            built = dbt_build(profile, accept_incomplete_vocabulary=accept_incomplete_vocabulary)
+            summary.quality = built.quality
+            summary.build_warnings = list(built.warnings)
+        else:
+            from cohort_etl.dbt_runner import check_cdm
+
+            summary.quality = check_cdm(profile, accept_incomplete_vocabulary)
     failures: dict[str, CohortEtlError] = {}
     for path, spec in specs:
         manifest_base = {
@@ -182,14 +202,23 @@ def run_pipeline(
         }
         try:
             with progress.stage(f"study {spec.name}"):
-                summary.outputs[spec.name] = _run_study(
-                    profile, path, spec, out_root, cdm_info, progress, manifest_base
+                summary.outputs[spec.name], summary.results[spec.name] = _run_study(
+                    profile,
+                    path,
+                    spec,
+                    out_root,
+                    cdm_info,
+                    progress,
+                    manifest_base,
+                    summary.quality,
                 )
         except (SpecError, InputDataError, BuildError) as exc:
             # one study's bad spec or data must not hide the others' results: its folder
             # gets a report saying why it is empty, and the run still fails at the end
             failures[spec.name] = exc
-            write_failure(spec, str(exc), out_root / spec.name, manifest_base)
+            final = out_root / spec.name
+            with replaced_folder(final) as tmp:
+                write_failure(spec, str(exc), tmp, manifest_base)
     summary.timings = dict(progress.timings)
     out_root.mkdir(parents=True, exist_ok=True)
     (out_root / "run_timings.json").write_text(json.dumps(summary.timings, indent=2) + "\n")
@@ -209,7 +238,8 @@ def _run_study(
     cdm_info: dict[str, Any],
     progress: Progress,
     manifest_base: dict[str, Any],
-) -> dict[str, Path]:
+    quality: QualityReport | None = None,
+) -> tuple[dict[str, Path], StudyResults]:
     if spec.mart is None:
         raise SpecError(f"{path}: study {spec.name!r} names no mart (mart: ...) for cohort-etl run")
     data, attrition = read_mart(profile, spec.mart)
@@ -229,4 +259,11 @@ def _run_study(
         "data_cutoff": spec.data_cutoff.isoformat() if spec.data_cutoff else None,
         "timings_seconds": dict(progress.timings),
     }
-    return write_outputs(spec, result, out_root / spec.name, manifest, analysis_dataset=data)
+    if quality is not None:
+        result.results.data_quality = DataQuality.from_report(quality)
+    # the study's folder is replaced as a whole: nothing of an earlier run survives, and a
+    # run killed mid-write leaves the previous folder as it was
+    final = out_root / spec.name
+    with replaced_folder(final) as tmp:
+        paths = write_outputs(spec, result, tmp, manifest, analysis_dataset=data)
+    return moved(paths, tmp, final), result.results

@@ -19,6 +19,13 @@ def _check(config: Config, tmp_path: Path) -> None:
     assert row.get("run_exit") == 0, row
     studies = sorted(load_spec(p).name for p in discover(ROOT / "studies"))
     assert row["studies_with_results"] == studies, row
+    lines = row["run_stdout_tail"]
+    assert isinstance(lines, list)
+    for study in studies:
+        assert any(line.startswith(f"{study}: ") and "patients" in line for line in lines), lines
+    if config.cart_patients == 0:
+        # no CAR-T patient: said on the last lines, not only in a warning further up
+        assert any(line.startswith("EMPTY COHORT: ") for line in lines), lines
 
 
 @pytest.mark.parametrize("config", FAST, ids=[c.name for c in FAST])

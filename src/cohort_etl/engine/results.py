@@ -453,6 +453,48 @@ class Provenance(ResultModel):
     attrition: list[AttritionStep] | None = None
 
 
+class QualityFinding(ResultModel):
+    """One finding of the data-quality stage (cohort-etl check) on the source CDM."""
+
+    check: str
+    severity: Literal["error", "warning"]
+    table: str
+    column: str | None = None
+    count: int
+    message: str
+    example_ids: list[int | str] = Field(default_factory=list)
+
+
+class CleaningRule(ResultModel):
+    """Rows of one CDM table one staging cleaning rule drops (or repairs), whole table."""
+
+    rule: str
+    table: str
+    rows: int
+    action: Literal["dropped", "repaired"]
+
+
+class DataQuality(ResultModel):
+    """The data-quality stage's warnings and cleaning counts for the CDM of this run
+    (errors stop a run, so a written study has none)."""
+
+    cdm_schema: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    findings: list[QualityFinding] = Field(default_factory=list)
+    cleaning_rules: list[CleaningRule] = Field(default_factory=list)
+
+    @classmethod
+    def from_report(cls, report: Any) -> DataQuality:
+        """From a :class:`cohort_etl.quality.QualityReport`."""
+        data = report.to_dict()
+        return cls(
+            cdm_schema=data["schema"],
+            options=data["options"],
+            findings=[QualityFinding(**f) for f in data["findings"]],
+            cleaning_rules=[CleaningRule(**c) for c in data["cleaning_rules"]],
+        )
+
+
 class StudyResults(ResultModel):
     """results.json of one study (a study that could not run has ``error`` and nothing
     else but its identity and flags)."""
@@ -474,6 +516,7 @@ class StudyResults(ResultModel):
     headline: list[HeadlineRow] = Field(default_factory=list)
     not_estimable: list[Flag] = Field(default_factory=list)
     warnings: list[Flag] = Field(default_factory=list)
+    data_quality: DataQuality | None = None
 
     def write(self, path: Path) -> Path:
         text = json.dumps(self.to_json(), indent=2, sort_keys=True, allow_nan=False)

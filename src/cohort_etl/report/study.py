@@ -326,6 +326,8 @@ def write_outputs(
             sections.append(Section(name.replace("_", " ").capitalize(), tables=[("", table)]))
     sections += _flag_sections("Warning", res.warnings)
     sections += _flag_sections("Not estimable", res.not_estimable)
+    if res.data_quality is not None:
+        sections.append(data_quality_section(res.data_quality))
 
     report = Report(
         title=res.title,
@@ -338,6 +340,48 @@ def write_outputs(
     paths["manifest"] = out_dir / "manifest.json"
     paths["manifest"].write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     return paths
+
+
+def data_quality_section(dq: Any) -> Section:
+    """The source CDM's data-quality warnings and the rows each cleaning rule dropped."""
+    findings = pd.DataFrame(
+        [
+            {
+                "severity": f.severity,
+                "table": f.table,
+                "column": f.column or "",
+                "check": f.check,
+                "rows": f.count,
+                "finding": f.message,
+                "example ids": ", ".join(str(i) for i in f.example_ids),
+            }
+            for f in dq.findings
+        ]
+    )
+    cleaning = pd.DataFrame(
+        [
+            {"rule": c.rule, "table": c.table, "rows": c.rows, "action": c.action}
+            for c in dq.cleaning_rules
+        ]
+    )
+    paragraphs = [
+        f"Checks of the source CDM ({dq.cdm_schema}) before the build (cohort-etl check): "
+        f"{len(dq.findings)} warning(s); errors would have stopped the run."
+    ]
+    if dq.options.get("accept_incomplete_vocabulary"):
+        paragraphs.append(
+            "Run with --accept-incomplete-vocabulary: an empty concept_ancestor or "
+            "concept_relationship was accepted, so descendants or mapped source codes may "
+            "be missing from the concept sets and the cohorts smaller than they should be."
+        )
+    tables = []
+    if not findings.empty:
+        tables.append(("Warnings", findings))
+    if not cleaning.empty:
+        tables.append(
+            ("Rows of each CDM table the staging cleaning rules drop or repair", cleaning)
+        )
+    return Section("Data quality", paragraphs=paragraphs, tables=tables)
 
 
 def _subtitle(spec: StudySpec, manifest: dict[str, Any]) -> str:
