@@ -498,6 +498,12 @@ CASES: list[Case] = [
         "line 42: outcomes.2: Input tag 'ordinal'",
     ),
     Case(
+        "spec outcome name with a slash",
+        lambda c: run_specs(c.spec(lambda t: t.replace("  - name: os\n", "  - name: os/5y\n", 1))),
+        6,
+        "outcomes.0.name: String should match pattern",
+    ),
+    Case(
         "spec sensitivity unknown outcome",
         lambda c: run_specs(
             c.spec(

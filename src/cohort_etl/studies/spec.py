@@ -104,7 +104,7 @@ class TimeToEvent(_Strict):
     follow-up. Ready columns: ``time`` (>= 0, days) and ``event`` (0/1).
     """
 
-    name: str
+    name: str = Field(pattern=_NAME)  # names output files (km_<name>.csv)
     type: Literal["time_to_event"]
     label: str = ""
     start: str | None = None
@@ -154,7 +154,7 @@ class Binary(_Strict):
     """An event within ``window_days`` of ``start`` (raw proportion, TriNetX style), or a
     0/1 column when ``column`` is given."""
 
-    name: str
+    name: str = Field(pattern=_NAME)  # names output files (km_<name>.csv)
     type: Literal["binary"]
     label: str = ""
     column: str | None = None
@@ -184,7 +184,7 @@ Outcome = Annotated[TimeToEvent | Binary, Field(discriminator="type")]
 class GroupComparison(_Strict):
     """A binary or time-to-event outcome compared across the levels of ``by``."""
 
-    name: str
+    name: str = Field(pattern=_NAME)  # names output files (km_<name>.csv)
     outcome: str
     by: str
     levels: list[str] | None = None
@@ -219,7 +219,7 @@ class Sensitivity(_Strict):
 
 
 class CoxModel(_Strict):
-    name: str
+    name: str = Field(pattern=_NAME)  # names output files (km_<name>.csv)
     outcome: str
     covariates: list[str]
     label: str = ""
