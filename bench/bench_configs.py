@@ -7,7 +7,11 @@ exit 0 and every study wrote its results.json. The list includes the three confi
 of issue 10 that used to stop at a dbt test (seeds 101, 111, 121 x 20,000 persons x 200
 CAR-T patients), no CAR-T patients at all, and a single one.
 
-``python -m bench configs`` runs every configuration (about 20-40 minutes on 2 cores);
+Measured once (2026-11-30, commit 77fd621, 2 cores shared with other jobs): 21 of 21
+configurations green (synth + run exit 0, both studies written), 46-790 s each, 72 min
+in all; the three configurations of issue 10 took 238, 176 and 243 s.
+
+``python -m bench configs`` runs every configuration (about 20-70 minutes on 2 cores);
 ``COHORT_ETL_BENCH_CONFIGS=0,3,7`` picks some by index. tests/robust/test_configs.py runs
 a small handful of them in the fast tier and all of them under ``-m slow``.
 """
