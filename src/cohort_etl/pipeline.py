@@ -19,6 +19,7 @@ from cohort_etl import __version__
 from cohort_etl.atomic import moved, replaced_folder
 from cohort_etl.config import NamedProfile, project_root
 from cohort_etl.db import connected
+from cohort_etl.diagnostics.spec import control_column
 from cohort_etl.engine import Study
 from cohort_etl.engine.results import DataQuality, Provenance, StudyResults
 from cohort_etl.errors import BuildError, CohortEtlError, ConfigError, InputDataError, SpecError
@@ -145,6 +146,45 @@ def read_mart(profile: NamedProfile, mart: str) -> tuple[pd.DataFrame, pd.DataFr
     return data, attrition
 
 
+#: dbt mart of the control outcomes (first occurrence after the index date)
+CONTROL_MART = "analysis_control_outcomes"
+
+
+def add_control_outcomes(
+    profile: NamedProfile, spec: StudySpec, data: pd.DataFrame
+) -> pd.DataFrame:
+    """Add one date column ``control__<name>`` per control outcome the spec's diagnostics
+    list (NaT without an occurrence), read from the mart ``analysis_control_outcomes``."""
+    if spec.diagnostics is None or not spec.diagnostics.control_names():
+        return data
+    names = spec.diagnostics.control_names()
+    schema = profile.settings.results_schema
+    with connected(profile) as db:
+        if CONTROL_MART not in db.tables(schema):
+            raise BuildError(
+                f"control-outcome mart {schema}.{CONTROL_MART} does not exist; run the dbt "
+                "build first"
+            )
+        marks = ", ".join([db.param] * len(names))
+        rows = db.query_df(
+            f"select concept_set_name, person_id, first_date from "
+            f"{db.table_ref(schema, CONTROL_MART)} where mart = {db.param} "
+            f"and concept_set_name in ({marks})",
+            [spec.mart, *names],
+        )
+    out = data.copy()
+    for name in names:
+        col = control_column(name)
+        if col in out.columns:
+            raise InputDataError(f"mart {spec.mart}: column {col!r} clashes with a control outcome")
+        part = rows[rows["concept_set_name"] == name]
+        first = dict(zip(part["person_id"], pd.to_datetime(part["first_date"]), strict=True))
+        out[col] = pd.to_datetime(pd.Series([first.get(p) for p in out["person_id"]],
+                                            index=out.index, dtype="object"))  # fmt: skip
+    out.attrs = dict(data.attrs)
+    return out
+
+
 def study_attrition(spec: StudySpec, attrition: pd.DataFrame | None) -> pd.DataFrame | None:
     """The attrition rows of the cohort the spec names (``cohort:``), looked up by name."""
     if attrition is None or spec.cohort is None:
@@ -243,6 +283,7 @@ def _run_study(
     if spec.mart is None:
         raise SpecError(f"{path}: study {spec.name!r} names no mart (mart: ...) for cohort-etl run")
     data, attrition = read_mart(profile, spec.mart)
+    data = add_control_outcomes(profile, spec, data)
     provenance = Provenance(door="run", source=f"mart {spec.mart}")
     result = Study(spec, source=f"mart {spec.mart}").run(
         data, study_attrition(spec, attrition), provenance

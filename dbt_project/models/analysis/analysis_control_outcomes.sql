@@ -1,4 +1,4 @@
--- Control outcomes of study A: for every person of the study mart and every condition
+-- Control outcomes of the study-A mart: for every person of the mart and every condition
 -- concept set, the first occurrence strictly after the index date (one row per person and
 -- set that has one). The study spec names which sets are negative / positive controls;
 -- the study runner turns the dates into times with the primary outcome's censoring.
@@ -12,7 +12,7 @@ events as (
 
 final as (
     select
-        cast('hsct_after_cart' as {{ dbt.type_string() }}) as study,
+        cast('analysis_hsct_after_cart' as {{ dbt.type_string() }}) as mart,
         events.concept_set_name,
         mart.person_id,
         min(events.start_date) as first_date

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cohort_etl.diagnostics.results import DiagnosticsResult, FineGrayResult, PhTest, RmstResult
 from cohort_etl.errors import InputDataError
 from cohort_etl.outcomes.binary import Estimate as _Estimate
 from cohort_etl.outcomes.binary import ProportionComparison, TestResult
@@ -252,6 +253,13 @@ class TimeToEventResult(ResultModel):
     cox_robust_sets: HazardRatio | None = None
     #: after matching without replacement: stratified on the matched sets
     cox_stratified_sets: HazardRatio | None = None
+    #: restricted mean survival time per arm and their difference at the last horizon
+    rmst: RmstResult | None = None
+    #: proportional-hazards test of the arm Cox model (cox.zph)
+    ph_test: PhTest | None = None
+    #: Fine-Gray subdistribution HR of the arm when a competing event is given (the Cox
+    #: HR above is then the cause-specific HR)
+    fine_gray: FineGrayResult | None = None
 
 
 # -- binary ------------------------------------------------------------------------------
@@ -513,6 +521,8 @@ class StudyResults(ResultModel):
     comparisons: dict[str, ComparisonResult] = Field(default_factory=dict)
     cox_models: dict[str, CoxModelResult] = Field(default_factory=dict)
     sensitivity: dict[str, SensitivityResult] = Field(default_factory=dict)
+    #: pass/fail diagnostics, negative/positive controls, empirical calibration
+    diagnostics: DiagnosticsResult | None = None
     headline: list[HeadlineRow] = Field(default_factory=list)
     not_estimable: list[Flag] = Field(default_factory=list)
     warnings: list[Flag] = Field(default_factory=list)

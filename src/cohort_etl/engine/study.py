@@ -25,6 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cohort_etl.diagnostics.design import evaluate_cox_design, matching_sensitivity, outcome_extras
+from cohort_etl.diagnostics.results import DiagnosticsResult, thresholds_dict
+from cohort_etl.diagnostics.spec import DiagnosticsSpec
 from cohort_etl.engine.results import (
     ArmCounts,
     ArmRisk,
@@ -101,6 +104,9 @@ class CurveSet:
     curves: dict[str, KMCurve]
     risk_times: list[int]
     by: str | None = None
+    #: with a competing event: the cumulative incidence (Aalen-Johansen) per arm, columns
+    #: time, cif, lower, upper; the figure then shows it instead of the KM curve
+    incidence: dict[str, pd.DataFrame] | None = None
 
 
 @dataclass
@@ -179,6 +185,7 @@ class Study:
         data = data.sort_values("person_id", kind="stable").reset_index(drop=True)
         results = empty_results(spec, provenance=provenance)
         self.out = StudyOutput(results=results)
+        self._fits: dict[str, tuple[pd.DataFrame, CoxPH | None]] = {}
         if attrition is not None and len(attrition):
             self.out.tables["attrition"] = attrition
             if results.provenance is not None:
@@ -217,6 +224,8 @@ class Study:
                 self._not_estimable(f"outcome:{o.name}", str(exc))
         # each section is computed item by item; one that cannot be computed is recorded
         # with its reason and the others go on
+        if spec.diagnostics is not None:
+            self._guarded("diagnostics", self._diagnostics, spec.diagnostics, data)
         for c in spec.comparisons:
             self._guarded(f"comparison:{c.name}", self._comparison, c, data)
         for m in spec.cox_models:
@@ -385,6 +394,7 @@ class Study:
         self.out.results.outcomes[o.name] = res
         risk_times = o.risk_times_days or _default_risk_times(frame["_time"].max())
         curves: dict[str, KMCurve] = {}
+        incidence: dict[str, pd.DataFrame] = {}
         for value, part in self._arm_groups(frame):
             label = self._arm_label(value) if self.spec.arms else o.label or o.name
             if part.empty:
@@ -409,8 +419,16 @@ class Study:
                         Incidence.model_validate(vars(x))
                         for x in aj.incidence_at(o.horizons_days, cause=1)
                     ]
+                    incidence[label] = aj.table(cause=1)[["time", "cif", "lower", "upper"]]
         self.out.curves.append(
-            CurveSet(o.name, o.label or o.name, f"km_{o.name}", curves, risk_times)
+            CurveSet(
+                o.name,
+                o.label or o.name,
+                f"km_{o.name}",
+                curves,
+                risk_times,
+                incidence=incidence if o.competing_date and incidence else None,
+            )
         )
         self.out.tables[f"km_{o.name}"] = (
             pd.concat([c.table.assign(arm=k) for k, c in curves.items()], ignore_index=True)
@@ -421,10 +439,105 @@ class Study:
             lr = logrank_test(frame["_time"], frame["_event"], frame[TREAT])
             res.logrank = LogRank.of(lr, detail=True)
             res.cox = self._cox_arm(frame)
+            self._tte_extras(o, frame, res)
             if "set_id" in frame and frame["set_id"].nunique() > 1:
                 res.cox_robust_sets = self._cox_arm(frame, cluster=frame["set_id"])
                 if not self.spec.matching.replace:
                     res.cox_stratified_sets = self._cox_arm(frame, strata=frame["set_id"])
+
+    def _tte_extras(self, o: TimeToEvent, frame: pd.DataFrame, res: TimeToEventResult) -> None:
+        """RMST difference at the last horizon, PH test, Fine-Gray (competing event)."""
+        fit = None
+        try:
+            fit = CoxPH().fit(frame["_time"], frame["_event"], frame[[TREAT]])
+        except CohortEtlError:
+            fit = None
+        self._fits[o.name] = (frame, fit)
+        rmst, ph, fg, reasons = outcome_extras(
+            frame["_time"].to_numpy(dtype=float),
+            frame["_event"].to_numpy(dtype=float),
+            frame["_code"].to_numpy() if o.competing_date else None,
+            frame[TREAT].to_numpy(),
+            horizon=float(max(o.horizons_days)) if o.horizons_days else None,
+            labels=(self._arm_label(1), self._arm_label(0)),
+            cox_fit=fit,
+        )
+        res.rmst, res.ph_test, res.fine_gray = rmst, ph, fg
+        for reason in reasons:
+            self._not_estimable(f"outcome:{o.name}", reason)
+
+    # -- diagnostics ----------------------------------------------------------------------
+    def _diagnostics(self, d: DiagnosticsSpec, data: pd.DataFrame) -> None:
+        """Pass/fail diagnostics, controls and calibration of the primary arm HR, and the
+        matching sensitivity grid (docs/diagnostics.md)."""
+        spec = self.spec
+        o = spec.diagnostics_outcome()
+        assert o is not None and o.start and o.censor_date
+        results = self.out.results
+        results.diagnostics = DiagnosticsResult(thresholds=thresholds_dict(d.thresholds))
+        if o.name not in self._fits:
+            raise _Empty(f"outcome {o.name!r} has no arm comparison to diagnose")
+        frame, fit = self._fits[o.name]
+        cutoff = self.cutoff
+        assert cutoff is not None
+        end = dates(frame, o.censor_date).fillna(cutoff)
+        end = end.where(end <= cutoff, cutoff)
+        m = results.matching
+        pm = m.propensity_model if m is not None else None
+        design = "published design" if d.immortal_time else "primary design"
+        results.diagnostics.designs["primary"] = evaluate_cox_design(
+            d,
+            design=f"{design} ({m.preset if m else 'unmatched'})",
+            outcome=o.name,
+            frame=frame,
+            treat=TREAT,
+            start=dates(frame, o.start),
+            end=end,
+            cox_fit=fit,
+            n_events=int(frame["_event"].sum()),
+            max_abs_smd=m.max_abs_smd_after if m is not None else None,
+            equipoise=pm.equipoise if pm is not None else None,
+            n_treated_before=m.n_before.treated if m is not None else None,
+            n_treated_after=m.n_after.treated if m is not None and m.n_after else None,
+        )
+        if d.matching_sensitivity is not None and spec.covariates:
+            grid = d.matching_sensitivity
+            cells: list[tuple[str, int, float | None]] = [
+                (spec.matching.preset, seed, caliper)
+                for seed in grid.seeds
+                for caliper in grid.calipers
+            ]
+            cells += [(p, spec.matching.seed, None) for p in grid.presets]
+            covariates = self._usable_covariates_quiet(data)
+            categorical = [c for c in spec.categorical if c in covariates]
+
+            def rerun(preset: str, seed: int, caliper: float | None) -> tuple[pd.DataFrame, CoxPH]:
+                update: dict[str, Any] = {"seed": seed}
+                if preset != spec.matching.preset:
+                    update = {"preset": preset, "seed": seed, "caliper": None}
+                elif caliper is not None:
+                    update["caliper"] = caliper
+                matching = spec.matching.model_copy(update=update)
+                got = match_arms(data, covariates, matching, categorical=categorical)
+                if got.matched is None or len(got.matched) == 0:
+                    raise _Empty("no matched pairs")
+                matched = got.matched.reset_index(drop=True)
+                times = time_to_event(matched, o, cutoff)
+                ok = ~times.bad
+                part = matched.loc[ok]
+                refit = CoxPH().fit(times.time[ok], times.event[ok], part[[TREAT]])
+                return part, refit
+
+            results.diagnostics.matching_sensitivity = matching_sensitivity(
+                o.name, cells, rerun, TREAT
+            )
+
+    def _usable_covariates_quiet(self, data: pd.DataFrame) -> list[str]:
+        return [
+            c
+            for c in self.spec.covariates
+            if not data[c].isna().all() and data[c].nunique(dropna=False) > 1
+        ]
 
     def _cox_arm(self, frame: pd.DataFrame, cluster: Any = None, strata: Any = None) -> HazardRatio:
         try:

@@ -39,6 +39,7 @@ def km_plot(
     time_scale: float = 1.0,
     ylabel: str = "Survival probability",
     annotation: str | None = None,
+    start: float = 1.0,
 ) -> Path:
     """Kaplan-Meier step curves with pointwise CI bands and a numbers-at-risk table.
 
@@ -53,9 +54,9 @@ def km_plot(
     for i, (label, table) in enumerate(curves.items()):
         colour = PALETTE[i % len(PALETTE)]
         t = np.concatenate([[0.0], table["time"].to_numpy(float)]) / time_scale
-        s = np.concatenate([[1.0], table["surv"].to_numpy(float)])
-        lo = np.concatenate([[1.0], table["lower"].to_numpy(float)])
-        hi = np.concatenate([[1.0], table["upper"].to_numpy(float)])
+        s = np.concatenate([[start], table["surv"].to_numpy(float)])
+        lo = np.concatenate([[start], table["lower"].to_numpy(float)])
+        hi = np.concatenate([[start], table["upper"].to_numpy(float)])
         ax.step(t, s, where="post", color=colour, lw=1.8, label=label)
         ax.fill_between(t, lo, hi, step="post", color=colour, alpha=0.15, lw=0)
     ax.set_ylim(0, 1.02)

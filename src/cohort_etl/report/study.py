@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from cohort_etl.diagnostics import report as diag_report
 from cohort_etl.engine.results import (
     ArmSurvival,
     BinaryResult,
@@ -103,12 +104,21 @@ def _tte_lines(spec: StudySpec, o: TimeToEvent, out: TimeToEventResult) -> list[
     cox = out.cox
     if cox is not None and cox.estimable:
         lr = out.logrank
+        kind = "cause-specific hazard ratio" if o.competing_date else "hazard ratio"
         lines.append(
             (
-                f"{o.label}: hazard ratio",
+                f"{o.label}: {kind}",
                 f"HR = {_num(cox.hr)}, {_ci(cox.conf_level)}: {_num(cox.lower)}–"
                 f"{_num(cox.upper)}; log-rank {_p(lr.p_value if lr else None)} "
                 f"(Wald {_p(cox.wald_p)})",
+            )
+        )
+    fg = out.fine_gray
+    if fg is not None:
+        lines.append(
+            (
+                f"{o.label}: subdistribution hazard ratio (Fine-Gray)",
+                f"SHR = {_num(fg.shr)}, 95% CI: {_num(fg.lower)}–{_num(fg.upper)}; {_p(fg.p)}",
             )
         )
     meds = [f"{_median_text(out, arm)} {label}".rstrip() for label, arm in per_arm.items()]
@@ -192,6 +202,7 @@ def headline(spec: StudySpec, res: StudyResults) -> list[tuple[str, str]]:
                     f"{_num(row.upper, 2)}); {_p(row.p_value)}",
                 )
             )
+    lines += _diagnostics_lines(spec, res, lines)
     for key, s in res.sensitivity.items():
         if s.cox is not None and s.cox.estimable:
             lines.append(
@@ -202,6 +213,120 @@ def headline(spec: StudySpec, res: StudyResults) -> list[tuple[str, str]]:
                 )
             )
     return lines
+
+
+def _diagnostics_lines(
+    spec: StudySpec, res: StudyResults, lines: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """Mark the diagnosed HR line when its design fails (not hidden: marked), then one
+    line per design's verdict and calibrated HR, and the matching-sensitivity range."""
+    diag = res.diagnostics
+    o = spec.diagnostics_outcome()
+    if diag is None or o is None:
+        return []
+    for d in diag.designs.values():
+        if d.verdict == "fail" and d.outcome == o.name:
+            key = f"{o.label}: hazard ratio"
+            failed = ", ".join(diag_report.LABELS.get(f, f) for f in d.failed)
+            for i, (k, v) in enumerate(lines):
+                if k == key:
+                    lines[i] = (k, f"{v} — FAILS DIAGNOSTICS ({d.design}): {failed}")
+    extra = diag_report.headline_lines(diag)
+    out = res.outcomes.get(o.name)
+    if isinstance(out, TimeToEventResult) and out.rmst is not None:
+        r = out.rmst
+        extra.append(
+            (
+                f"{o.label}: RMST difference at {r.tau:g} days",
+                f"{_num(r.difference, 1)} days ({r.arm_1} - {r.arm_0}; 95% CI "
+                f"{_num(r.difference_lower, 1)}–{_num(r.difference_upper, 1)})",
+            )
+        )
+    for d in diag.designs.values():
+        if d.e_value is not None:
+            extra.append(
+                (
+                    f"E-value of the {o.label} HR ({d.design})",
+                    f"{_num(d.e_value.point)} (CI limit {_num(d.e_value.limit)})",
+                )
+            )
+    return extra
+
+
+def _outcome_extras_table(spec: StudySpec, res: StudyResults) -> pd.DataFrame:
+    """Per time-to-event outcome: RMST difference, PH test, Fine-Gray beside the Cox HR."""
+    rows = []
+    for o in spec.outcomes:
+        out = res.outcomes.get(o.name)
+        if not isinstance(out, TimeToEventResult) or out.cox is None:
+            continue
+        r, ph, fg = out.rmst, out.ph_test, out.fine_gray
+        competing = isinstance(o, TimeToEvent) and bool(o.competing_date)
+        rows.append(
+            {
+                "outcome": o.label or o.name,
+                "Cox HR (95% CI)": f"{_num(out.cox.hr)} ({_num(out.cox.lower)}–"
+                f"{_num(out.cox.upper)})" + (" cause-specific" if competing else ""),
+                "Fine-Gray SHR (95% CI)": f"{_num(fg.shr)} ({_num(fg.lower)}–{_num(fg.upper)})"
+                if fg is not None
+                else "–",
+                "RMST difference, days (95% CI)": f"{_num(r.difference, 1)} "
+                f"({_num(r.difference_lower, 1)}–{_num(r.difference_upper, 1)}) at {r.tau:g}"
+                if r is not None
+                else "–",
+                "PH test (cox.zph global p)": _p(ph.global_p) if ph is not None else "–",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _diagnostics_section(res: StudyResults, fig_dir: Path) -> Section:
+    """The diagnostics panel: verdicts, calibration, controls, matching sensitivity."""
+    diag = res.diagnostics
+    assert diag is not None
+    sec = Section("Study diagnostics")
+    for key, d in diag.designs.items():
+        failed = ", ".join(diag_report.LABELS.get(f, f) for f in d.failed)
+        sec.paragraphs.append(
+            f"{d.design}, outcome {d.outcome}: {d.verdict.upper()}"
+            + (f" ({failed})" if failed else "")
+            + f". Negative controls estimable: {d.negative_controls_estimable} of "
+            f"{d.negative_controls}; positive controls: {d.positive_controls_estimable} of "
+            f"{d.positive_controls}. Thresholds: OHDSI CohortMethod defaults unless the spec "
+            "overrides them."
+        )
+        sec.tables.append((f"Diagnostics: {d.design}", diag_report.verdict_table(d)))
+        if d.null is not None:
+            sec.paragraphs.append(
+                f"Empirical null from {d.null.n_controls} negative controls: mean "
+                f"{d.null.mean:.3f}, sd {d.null.sd:.3f} (log HR); EASE {_num(d.ease, 3)}. "
+                + (
+                    f"Systematic error model from {d.error_model.source}."
+                    if d.error_model is not None
+                    else ""
+                )
+            )
+        cal = diag_report.calibration_table(d)
+        if not cal.empty:
+            sec.tables.append(("Calibrated estimate", cal))
+        fig = diag_report.calibration_figure(d, fig_dir / f"calibration_{key}.png")
+        if fig is not None:
+            sec.figures.append(("Controls and the empirical null (calibration plot)", fig))
+        if d.controls:
+            sec.tables.append(("Control outcomes", diag_report.controls_table(d)))
+    ms = diag.matching_sensitivity
+    if ms is not None:
+        fig = diag_report.sensitivity_figure(ms, fig_dir / "matching_sensitivity.png")
+        if fig is not None:
+            sec.figures.append(("Matching sensitivity: seeds x calipers and presets", fig))
+        sec.tables.append(
+            (
+                f"Matching sensitivity ({ms.outcome}): HR from {_num(ms.hr_min)} to "
+                f"{_num(ms.hr_max)}",
+                diag_report.sensitivity_table(ms),
+            )
+        )
+    return sec
 
 
 def _matching_section(spec: StudySpec, result: StudyOutput, fig_dir: Path) -> Section:
@@ -311,6 +436,16 @@ def write_outputs(
         )
     if spec.arms:
         sections.append(_matching_section(spec, result, fig_dir))
+    if res.diagnostics is not None:
+        sections.append(_diagnostics_section(res, fig_dir))
+    extras = _outcome_extras_table(spec, res)
+    if spec.arms and not extras.empty:
+        sections.append(
+            Section(
+                "Time-to-event outcomes: RMST, proportional hazards, competing risks",
+                tables=[("", extras)],
+            )
+        )
     sections.extend(km_sections[1:])
     if result.forest is not None:
         fig = figures.forest_plot(result.forest, fig_dir / "forest.png")
@@ -401,12 +536,39 @@ def _km_sections(
     for cs in result.curves:
         if not cs.curves:
             continue
+        risk_table = {k: _suppress(c.risk, spec.min_cell_count) for k, c in cs.curves.items()}
+        if cs.incidence:
+            # a competing event: cumulative incidence, not a "survival probability"
+            fig = figures.km_plot(
+                {k: t.rename(columns={"cif": "surv"}) for k, t in cs.incidence.items()},
+                fig_dir / f"{cs.name}.png",
+                title=cs.title,
+                risk_times=cs.risk_times,
+                risk_table=risk_table,
+                time_unit="days",
+                ylabel="Cumulative incidence",
+                start=0.0,
+            )
+            paths[f"figure:{cs.name}"] = fig
+            sections.append(
+                Section(
+                    f"Cumulative incidence: {cs.title}",
+                    figures=[
+                        (
+                            "Cumulative incidence (Aalen-Johansen, competing event accounted "
+                            "for) with 95% CI and numbers at risk",
+                            fig,
+                        )
+                    ],
+                )
+            )
+            continue
         fig = figures.km_plot(
             {k: c.table for k, c in cs.curves.items()},
             fig_dir / f"{cs.name}.png",
             title=cs.title,
             risk_times=cs.risk_times,
-            risk_table={k: _suppress(c.risk, spec.min_cell_count) for k, c in cs.curves.items()},
+            risk_table=risk_table,
             time_unit="days",
         )
         paths[f"figure:{cs.name}"] = fig

@@ -31,6 +31,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cohort_etl.diagnostics.spec import DiagnosticsSpec
 from cohort_etl.specfile import load_yaml_spec
 
 #: an arm value as written in YAML (compared with the data column as text)
@@ -250,6 +251,8 @@ class StudySpec(_Strict):
     #: administrative censoring date of date-based outcomes (required when there are any)
     data_cutoff: dt.date | None = None
     min_cell_count: int = Field(5, ge=0)
+    #: study diagnostics (docs/diagnostics.md): thresholds, control outcomes, sensitivity
+    diagnostics: DiagnosticsSpec | None = None
 
     @model_validator(mode="after")
     def _references(self) -> StudySpec:
@@ -282,6 +285,22 @@ class StudySpec(_Strict):
                 )
             if s.kind == "unmatched" and self.arms is None:
                 raise ValueError("sensitivity unmatched needs arms")
+        d = self.diagnostics
+        if d is not None:
+            target = d.outcome or next(
+                (o.name for o in self.outcomes if isinstance(o, TimeToEvent)), None
+            )
+            if target is None or target not in names:
+                raise ValueError(
+                    f"diagnostics.outcome {target!r} is not a defined outcome; defined "
+                    f"outcomes: {', '.join(sorted(names))}"
+                )
+            o = self.outcome(target)
+            if not (isinstance(o, TimeToEvent) and o.from_dates) or self.arms is None:
+                raise ValueError(
+                    f"diagnostics need arms and a time-to-event outcome given as dates "
+                    f"(start / event_date / censor_date); {target!r} is not"
+                )
         stray = sorted(set(self.categorical) - set(self.covariates))
         if stray:
             raise ValueError(f"categorical lists columns that are not covariates: {stray}")
@@ -289,6 +308,16 @@ class StudySpec(_Strict):
 
     def outcome(self, name: str) -> TimeToEvent | Binary:
         return next(o for o in self.outcomes if o.name == name)
+
+    def diagnostics_outcome(self) -> TimeToEvent | None:
+        """The time-to-event outcome whose arm HR the diagnostics are about."""
+        if self.diagnostics is None:
+            return None
+        name = self.diagnostics.outcome or next(
+            o.name for o in self.outcomes if isinstance(o, TimeToEvent)
+        )
+        o = self.outcome(name)
+        return o if isinstance(o, TimeToEvent) else None
 
     def required_columns(self) -> list[str]:
         """Every data column the spec refers to, in first-use order."""
