@@ -14,6 +14,8 @@ from tests.e2e.conftest import DemoRun
 
 from cohort_etl.synthetic.controls import NEGATIVE_CONTROLS, POSITIVE_CONTROLS
 
+pytestmark = pytest.mark.slow  # the demo run takes minutes
+
 
 def _results(demo_run: DemoRun) -> dict:
     return json.loads((demo_run.out / "hsct_after_cart" / "results.json").read_text())
