@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.e2e.conftest import run_cli
+from tests.e2e.conftest import CLI
 
 from cohort_etl.config import NamedProfile, SparkProfile
 from cohort_etl.spark.loader import duckdb_cdm_to_parquet
@@ -36,6 +37,13 @@ def require_spark() -> None:
         if os.environ.get("COHORT_ETL_TEST_SPARK") == "required":
             pytest.fail(message)
         pytest.skip(message)
+
+
+def run_cli(args: list[str], env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The CLI in a child process; an hour's limit (a Spark build on a busy 2-core machine
+    was seen to take 16 minutes)."""
+    env = {**os.environ, **env_extra, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=3600)
 
 
 def spark_profile_at(warehouse: Path, name: str = "spark") -> NamedProfile:
