@@ -9,7 +9,10 @@ for the build's wall time and for the models' summed execution time (1 = linear)
 
 Per size (COHORT_ETL_BENCH_SCALE_SIZES, default "1000000,10000000"): the CDM (seed 42) is
 generated into a throw-away DuckDB file (COHORT_ETL_BENCH_TMP, default the system temporary
-folder) in a child process (wall, peak RSS); with COHORT_ETL_BENCH_SCALE_LAYOUT=site (the
+folder) in a child process (wall, peak RSS); the data-quality stage runs in another child
+(wall, peak RSS; DuckDB memory_limit 8GB) for sizes up to COHORT_ETL_BENCH_SCALE_CHECK_MAX
+persons (default 0: not run; on the busy 2-core machine it took over 16 minutes at 1M, so
+it is left to its own benchmark); with COHORT_ETL_BENCH_SCALE_LAYOUT=site (the
 default) persons are then scattered as at a site (bench/layout.py, as bench_dbt's "site"
 layout); dbt builds once to parse and warm up (one model) and once in full, measured (wall,
 models' summed time, peak RSS of the dbt process, which runs DuckDB); the studies run on the
@@ -39,6 +42,16 @@ from cohort_etl.synthetic.params import SynthParams
 profile = NamedProfile(name='bench-scale', settings=DuckDBProfile(type='duckdb', path=Path({path!r})))
 result = generate(SynthParams(seed=42, persons={persons!r}), profile, progress=lambda m: None)
 __extra.update(persons=result.row_counts['person'], event_rows=result.event_rows)
+"""
+
+CHECK = """
+from pathlib import Path
+from cohort_etl.config import DuckDBProfile, NamedProfile
+from cohort_etl.dbt_runner import check_cdm
+profile = NamedProfile(name='bench-scale', settings=DuckDBProfile(
+    type='duckdb', path=Path({path!r}), memory_limit='8GB'))
+report = check_cdm(profile)
+__extra.update(warnings=len(report.warnings))
 """
 
 STUDIES = """
@@ -71,9 +84,15 @@ def _measure(persons: int, tmp: Path, layout: str) -> dict[str, Any]:
     }
     if layout == "site":
         row["layout_rewrite_seconds"] = round(scatter_persons(path, seed=7)["seconds"], 1)
-    DbtBuild(profile, select="cohort_definition", command="run").run()  # parse, warm up
+    # the data-quality stage (the first step of `cohort-etl build`) in a child of its own,
+    # then dbt without it (DbtBuild._run_locked: the build proper, measured alone)
+    if persons <= int(os.environ.get("COHORT_ETL_BENCH_SCALE_CHECK_MAX", "0")):
+        check = run_measured(CHECK.format(path=str(path)))
+        row["check_seconds"] = round(check["seconds"], 1)
+        row["check_peak_rss_mb"] = round(check["peak_rss_mb"], 1)
+    DbtBuild(profile, select="cohort_definition", command="run")._run_locked()  # parse, warm up
     with DescendantPeaks() as peaks:
-        result = DbtBuild(profile).run()
+        result = DbtBuild(profile)._run_locked()
     row.update(
         {
             "seconds": round(result.wall_seconds, 1),

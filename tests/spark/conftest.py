@@ -14,7 +14,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,9 +81,19 @@ class SparkDemo:
 
 
 @pytest.fixture(scope="session")
-def spark_demo(tmp_path_factory: pytest.TempPathFactory) -> SparkDemo:
+def spark_demo() -> Iterator[SparkDemo]:
+    """Not under pytest's tmp_path: a pytest session started meanwhile (other work on the
+    machine) deletes all but the newest three pytest-of-<user>/pytest-N folders, and this
+    fixture's Spark tables vanished mid-build that way."""
     require_spark()
-    root = tmp_path_factory.mktemp("spark_demo")
+    root = Path(tempfile.mkdtemp(prefix="cohort_etl_spark_demo_"))
+    try:
+        yield _spark_demo(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _spark_demo(root: Path) -> SparkDemo:
     duck = root / "omop.duckdb"
     proc = run_cli(["run", "--out", str(root / "duckdb")], {"COHORT_ETL_DUCKDB": str(duck)})
     assert proc.returncode == 0, f"DuckDB demo run failed:\n{proc.stderr[-4000:]}"
