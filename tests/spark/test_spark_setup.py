@@ -51,7 +51,7 @@ def test_profile_conf_overrides_and_rejects_non_spark_keys(tmp_path: Path) -> No
     path.write_text(
         "default: s\nprofiles:\n  s: {type: spark, conf: {hive.metastore.uris: 'thrift://x'}}\n"
     )
-    with pytest.raises(ConfigError, match=r"profiles\.s\.spark\.conf.*not a Spark setting"):
+    with pytest.raises(ConfigError, match=r"profiles\.s\.conf.*not a Spark setting"):
         get_profile(None, path)
 
 
