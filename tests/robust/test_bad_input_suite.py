@@ -447,7 +447,7 @@ CASES: list[Case] = [
             c.spec(lambda t: t.replace("data_cutoff: 2025-06-30", "data_cutoff: 2025-13-01"))
         ),
         6,
-        "hsct_after_cart.yaml: line 58: data_cutoff: Input should be a valid date",
+        "hsct_after_cart.yaml: line 108: data_cutoff: Input should be a valid date",
     ),
     Case(
         "spec not YAML",
@@ -465,7 +465,7 @@ CASES: list[Case] = [
         "spec unknown field",
         lambda c: run_specs(c.spec(lambda t: t + "colour: red\n")),
         6,
-        "line 60: colour: Extra inputs are not permitted",
+        "line 110: colour: Extra inputs are not permitted",
     ),
     Case(
         "spec missing title",
