@@ -83,9 +83,52 @@ def test_network_round_on_a_real_study_folder(
         got = pooled["hazard_ratios"][f"outcome:{outcome}:matched"]["profile_fixed_effect"]
         assert got["estimate"] == pytest.approx(cox["coef"], abs=1e-3)
     pairs = results["outcomes"]["os"]["cox_stratified_sets"]["coef"]
-    got = pooled["hazard_ratios"]["outcome:os:matched_stratified_pairs"]["profile_fixed_effect"]
+    got = pooled["hazard_ratios"]["outcome:os:matched_stratified_sets"]["profile_fixed_effect"]
     assert got["estimate"] == pytest.approx(pairs, abs=1e-3)
     # three copies of one site: the pooled grid KM is the site's KM on the grouped times
     km = pd.read_csv(tmp_path / "pooled" / "pooled_km.csv")
     assert len(km) > 0 and (km["n_risk"] >= 5).all() and (km["n_risk"] % 3 == 0).all()
     assert (tmp_path / "pooled" / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_multivariable_cox_of_a_real_study_is_profiled_per_covariate(
+    demo_run: DemoRun,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Study B's multivariable Cox (no arms): every coefficient is exported as a profile;
+    three copies of the site pool to the run's own coefficients."""
+    study = demo_run.out / "salvage_after_cart_relapse"
+    results = json.loads((study / "results.json").read_text())
+    want = {
+        c["covariate"]: c["coef"] for c in results["cox_models"]["os_multivariable"]["coefficients"]
+    }
+    net = tmp_path / "network.json"
+    assert cli("network", "init", "--study", "salvage_after_cart_relapse", "--round-id", "b1",
+               "--out", str(net)).returncode == 0  # fmt: skip
+    pkgs = []
+    for s in SITES:
+        assert (
+            cli("network", "keygen", "--site-id", s, "--out-dir", str(tmp_path / "keys")).returncode
+            == 0
+        )
+        assert cli("network", "register", "--network", str(net),
+                   str(tmp_path / "keys" / f"{s}.pub.json")).returncode == 0  # fmt: skip
+    for s in SITES:
+        copy = tmp_path / "runs" / s / study.name
+        shutil.copytree(study, copy)
+        manifest = json.loads((copy / "manifest.json").read_text())
+        (copy / "manifest.json").write_text(json.dumps({**manifest, "site_note": s}))
+        out = tmp_path / "pkg" / s
+        p = cli("export", "--study-dir", str(copy), "--site-id", s, "--key",
+                str(tmp_path / "keys" / f"{s}.key.json"), "--network", str(net), "--out", str(out))  # fmt: skip
+        assert p.returncode == 0, p.stderr
+        pkgs.append(out)
+    proc = cli("pool", *map(str, pkgs), "--network", str(net), "--allow-dirty", "--out",
+               str(tmp_path / "pooled"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    hrs = json.loads((tmp_path / "pooled" / "pooled.json").read_text())["hazard_ratios"]
+    assert {f"cox_model:os_multivariable:{c}" for c in want} <= set(hrs)
+    for c, coef in want.items():
+        got = hrs[f"cox_model:os_multivariable:{c}"]["profile_fixed_effect"]["estimate"]
+        assert got == pytest.approx(coef, abs=1e-3), c

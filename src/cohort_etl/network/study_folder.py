@@ -4,9 +4,11 @@
 Patient-level inputs are used here in memory and never leave the site: the survival
 records of each arm are rebuilt from the run's per-time KM tables (checked against the
 run's own log-rank), the Cox analyses that need covariates or matched pairs use
-``matched_data.csv`` (the rows the engine analysed; checked against the run's own coefficients; an analysis that
-does not reproduce is listed in ``not_exported`` instead). Everything the run reports is
-read through :func:`read_run` — the one place that knows the layout of ``results.json``.
+``matched_data.csv`` (matched sets) and ``analysis_dataset.csv`` (multivariable models,
+filtered as the engine does) and are checked against the run's own coefficients; an
+analysis that does not reproduce is listed in ``not_exported`` instead. The run's results
+are read as the engine's typed :class:`~cohort_etl.engine.results.StudyResults` through
+:func:`read_run`, the one place that knows their fields.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cohort_etl.engine.results import StudyResults, TimeToEventResult
 from cohort_etl.errors import CohortEtlError, InputDataError, SpecError
 from cohort_etl.network.keys import Network
 from cohort_etl.network.package import StudyInfo, provenance_from_manifest
@@ -59,8 +62,8 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def read_run(results: dict[str, Any], spec: Any) -> RunView:
-    """The adapter: results.json (engine schema) -> :class:`RunView`."""
+def read_run(results: StudyResults, spec: Any) -> RunView:
+    """The adapter: the run's typed results (engine schema 2) -> :class:`RunView`."""
     if spec.arms:
         arms = {"treated": spec.arms.label(spec.arms.treated),
                 "control": spec.arms.label(spec.arms.control)}  # fmt: skip
@@ -68,32 +71,59 @@ def read_run(results: dict[str, Any], spec: Any) -> RunView:
         arms = {SINGLE: SINGLE}
     by_label = {label: role for role, label in arms.items()}
     view = RunView(study=spec.name, title=spec.title, arms=arms,
-                   data_cutoff=results.get("data_cutoff"),
+                   data_cutoff=results.data_cutoff,
                    outcome_types={o.name: o.type for o in spec.outcomes})  # fmt: skip
-    for name, res in results.get("outcomes", {}).items():
-        if res.get("type") == "time_to_event":
-            if res.get("logrank"):
-                view.logrank[name] = res["logrank"]
-            view.matched_cox[name] = {k: res[k] for k in ("cox", "cox_stratified_sets")
-                                      if isinstance(res.get(k), dict)}  # fmt: skip
-        elif res.get("type") == "binary":
-            if "per_arm" in res:
-                view.binary[name] = {by_label[label]: (int(a["events"]), int(a["n"]))
-                                     for label, a in res["per_arm"].items()}  # fmt: skip
-            elif "overall" in res:
-                view.binary[name] = {SINGLE: (int(res["overall"]["events"]),
-                                              int(res["overall"]["n"]))}  # fmt: skip
-    for name, m in results.get("cox_models", {}).items():
-        view.cox_models[name] = {str(r["covariate"]): float(r["coef"])
-                                 for r in m.get("coefficients", [])}  # fmt: skip
-    matching = results.get("matching") or {}
-    for phase in ("before", "after"):
-        if isinstance(matching.get(f"n_{phase}"), dict):
-            view.n_arms[phase] = {r: int(v) for r, v in matching[f"n_{phase}"].items()}
-    view.sections = [f"sensitivity:{k}" for k in sorted(results.get("sensitivity", {}))] + [
-        f"comparison:{k}" for k in sorted(results.get("comparisons", {}))
+    for name, res in results.outcomes.items():
+        if isinstance(res, TimeToEventResult):
+            lr = res.logrank
+            if lr is not None and lr.groups and lr.observed is not None:
+                view.logrank[name] = {"groups": lr.groups, "observed": lr.observed,
+                                      "expected": lr.expected}  # fmt: skip
+            view.matched_cox[name] = {
+                key: {"coef": float(hr.coef)}
+                for key, hr in (("cox", res.cox), ("cox_stratified_sets", res.cox_stratified_sets))
+                if hr is not None and hr.estimable and hr.coef is not None
+            }
+        elif res.per_arm is not None:
+            view.binary[name] = {
+                by_label[label]: (a.events, a.n) for label, a in res.per_arm.items()
+            }
+        elif res.overall is not None:
+            view.binary[name] = {SINGLE: (res.overall.events, res.overall.n)}
+    for name, m in results.cox_models.items():
+        view.cox_models[name] = {c.covariate: float(c.coef) for c in m.coefficients
+                                 if c.coef is not None}  # fmt: skip
+    if results.matching is not None:
+        for phase, counts in (("before", results.matching.n_before),
+                              ("after", results.matching.n_after)):  # fmt: skip
+            if counts is not None:
+                view.n_arms[phase] = {"treated": counts.treated, "control": counts.control}
+    view.sections = [f"sensitivity:{k}" for k in sorted(results.sensitivity)] + [
+        f"comparison:{k}" for k in sorted(results.comparisons)
     ]
     return view
+
+
+def analysed_rows(dataset: pd.DataFrame, spec: Any, cutoff: pd.Timestamp | None) -> pd.DataFrame:
+    """The rows the engine fits ``cox_models`` on, from ``analysis_dataset.csv``: the spec's
+    ``include`` filter, index dates up to the cut-off, the two compared arms (with
+    ``_treated``); the refit check confirms the result."""
+    from cohort_etl.engine.times import dates
+    from cohort_etl.studies.spec import TimeToEvent
+
+    data = dataset
+    for column, allowed in spec.include.items():
+        data = data[data[column].astype(str).isin([str(a) for a in allowed])]
+    if cutoff is not None:
+        for col in sorted(
+            {o.start for o in spec.outcomes if isinstance(o, TimeToEvent) and o.start}
+        ):
+            data = data[dates(data, col) <= cutoff]
+    if spec.arms:
+        values = data[spec.arms.column].astype(str)
+        data = data[values.isin([spec.arms.treated, spec.arms.control])].copy()
+        data["_treated"] = (data[spec.arms.column].astype(str) == spec.arms.treated).astype(int)
+    return data.reset_index(drop=True)
 
 
 def records_from_km_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -199,10 +229,14 @@ def site_from_study_dir(
     from cohort_etl.studies.spec import TimeToEvent, load_spec
 
     study_dir = Path(study_dir)
-    results = _read_json(study_dir / "results.json")
+    if not (study_dir / "results.json").is_file():
+        raise InputDataError(
+            f"{study_dir / 'results.json'}: not found (is this a `cohort-etl run` study folder?)"
+        )
+    results = StudyResults.read(study_dir / "results.json")
     manifest = _read_json(study_dir / "manifest.json")
-    if results.get("error"):
-        raise InputDataError(f"{study_dir}: the study did not run ({results['error']})")
+    if results.error:
+        raise InputDataError(f"{study_dir}: the study did not run ({results.error})")
     spec_path, spec_hash = manifest.get("study_spec"), manifest.get("study_spec_sha256")
     if not spec_path or not spec_hash:
         raise InputDataError(f"{study_dir / 'manifest.json'}: no study_spec / study_spec_sha256")
@@ -216,9 +250,10 @@ def site_from_study_dir(
     by_label = {label: role for role, label in view.arms.items()}
     tables = study_dir / "tables"
     site = SiteData(arms=dict(view.arms), binary=dict(view.binary))
-    dataset_path = study_dir / "matched_data.csv"
-    dataset = pd.read_csv(dataset_path) if dataset_path.is_file() else None
     cutoff = pd.Timestamp(view.data_cutoff) if view.data_cutoff else None
+    matched_path, all_path = study_dir / "matched_data.csv", study_dir / "analysis_dataset.csv"
+    matched = pd.read_csv(matched_path) if matched_path.is_file() else None
+    dataset = analysed_rows(pd.read_csv(all_path), spec, cutoff) if all_path.is_file() else None
     for o in spec.outcomes:
         if view.outcome_types.get(o.name) != "time_to_event":
             continue
@@ -248,23 +283,23 @@ def site_from_study_dir(
             else:
                 site.not_exported.append({"section": f"outcome:{o.name}:matched",
                                           "reason": "does not reproduce the run's Cox"})  # fmt: skip
-        if "cox_stratified_sets" in fits and dataset is not None and cutoff is not None:
+        if "cox_stratified_sets" in fits and matched is not None and spec.arms:
             assert isinstance(o, TimeToEvent)
-            times = time_to_event(dataset, o, cutoff)
-            t, e = times.time, times.event
-            data = pd.DataFrame({"time": t, "event": e, "stratum": dataset.get("set_id"),
-                                 "treated": dataset.get("_treated")})  # fmt: skip
+            times = time_to_event(matched, o, cutoff)
+            treated = (matched[spec.arms.column].astype(str) == spec.arms.treated).astype(int)
+            data = pd.DataFrame({"time": times.time, "event": times.event,
+                                 "stratum": matched.get("set_id"), "treated": treated})  # fmt: skip
             want = {"treated": float(fits["cox_stratified_sets"]["coef"])}
             if data.notna().all().all() and _refits(data, ["treated"], want):
-                site.cox.append(CoxAnalysis(f"outcome:{o.name}:matched_stratified_pairs",
+                site.cox.append(CoxAnalysis(f"outcome:{o.name}:matched_stratified_sets",
                                             o.name, data, ["treated"], "treated"))  # fmt: skip
             else:
-                site.not_exported.append({"section": f"outcome:{o.name}:stratified_pairs",
+                site.not_exported.append({"section": f"outcome:{o.name}:stratified_sets",
                                           "reason": "does not reproduce the run's Cox"})  # fmt: skip
     for m in spec.cox_models:
         want = view.cox_models.get(m.name, {})
         o = spec.outcome(m.outcome)
-        if dataset is None or cutoff is None or not isinstance(o, TimeToEvent) or not want:
+        if dataset is None or not isinstance(o, TimeToEvent) or not want:
             site.not_exported.append({"section": f"cox_model:{m.name}", "reason": "no "
                                       "analysis dataset or result"})  # fmt: skip
             continue
