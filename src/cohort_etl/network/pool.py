@@ -133,7 +133,7 @@ def pooled_hazard_ratios(
     out: dict[str, Any] = {}
     for key in sorted(k for k in sums if k.startswith("profile|")):
         analysis = key.split("|", 1)[1]
-        block = sums[key].reshape(points, -1)
+        block = sums[key].reshape(grid.shape[0], -1)
         q = int(round(math.sqrt(block.shape[1] - 3))) - 1  # width (q + 1)^2 + 3
         vals, grads = combine_profile(block, q)
         prof = pooled_profile_estimate(grid, vals, grads).to_dict()

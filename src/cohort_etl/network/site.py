@@ -216,7 +216,7 @@ def contribution(site: SiteData, net: Network) -> tuple[list[Component], list[np
         t, e, x, strata, j = _design(a)
         block = cox_profile(t, e, x, strata, j, net.profile_points)
         add(f"profile|{a.key}", "fixed", block)
-        add(f"marginal|{a.key}", "fixed", marginal_grid(block))
+        add(f"marginal|{a.key}", "fixed", marginal_grid(block, net.profile_points))
     return comps, vals
 
 
