@@ -52,7 +52,7 @@ final_counts as (
 ),
 cohort_sizes as (
     select cohort_definition_id, count(*) as n
-    from {{ ref('cohort') }}
+    from {{ ref('own_cohort') }}
     group by cohort_definition_id
 )
 select final_counts.*

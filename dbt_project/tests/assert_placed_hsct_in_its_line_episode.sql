@@ -1,20 +1,20 @@
 -- Every transplant placed in a line of a person with episodes: each of its procedure
 -- records is an episode_event of that line's Treatment Regimen episode (field
 -- procedure_occurrence_id), and the episode does not end before the transplant. Episodes
--- exist only for persons with an ALL disease episode (models/cohorts/episode.sql); an
+-- exist only for persons with an ALL disease episode (models/cohorts/own_episode.sql); an
 -- HSCT of anyone else (e.g. a lymphoma patient treated with CAR-T) is placed in a line
 -- (int__hsct_placement covers every person) but has no episode to be in, by design.
 -- Rows returned are failures; set operations and one aggregate, no joins to plan.
 with episode_persons as (
     select person_id
-    from {{ ref('episode') }}
+    from {{ ref('own_episode') }}
     where episode_concept_id = {{ var('concept_episode_disease') }}
 ),
 
 placed as (
     select
         records.event_id,
-        placements.person_id * 1000 + placements.line_number as line_episode_id,
+        {{ episode_id_of('placements.person_id', 'placements.line_number') }} as line_episode_id,
         placements.hsct_date
     from {{ ref('int__hsct_records') }} as records
     inner join {{ ref('int__hsct_placement') }} as placements
@@ -27,13 +27,13 @@ placed as (
 
 links as (
     select episode_id, event_id
-    from {{ ref('episode_event') }}
+    from {{ ref('own_episode_event') }}
     where episode_event_field_concept_id = {{ var('concept_field_procedure_occurrence_id') }}
 ),
 
 line_episodes as (
     select episode_id, episode_end_date
-    from {{ ref('episode') }}
+    from {{ ref('own_episode') }}
     where episode_concept_id = {{ var('concept_episode_treatment_regimen') }}
 ),
 

@@ -42,12 +42,26 @@ class _ProfileBase(BaseModel):
     cdm_schema: str = "cdm"
     results_schema: str = "results"
     truth_schema: str = "synthetic_truth"
+    # The OMOP tables in results_schema the build shares with other tools (a site's
+    # CohortGenerator cohorts): it writes or replaces only its own rows. Its cohort ids are
+    # cohort_id_offset + 1..N, its episode ids episode_id_offset + person_id * 1000 + line.
+    cohort_table: str = "cohort"
+    cohort_definition_table: str = "cohort_definition"
+    cohort_id_offset: int = Field(default=0, ge=0)
+    episode_id_offset: int = Field(default=0, ge=0)
 
     @field_validator("cdm_schema", "results_schema", "truth_schema")
     @classmethod
     def _identifier(cls, value: str) -> str:
         if not _IDENT.match(value):
             raise ValueError(f"schema name {value!r} must be a lower-case SQL identifier")
+        return value
+
+    @field_validator("cohort_table", "cohort_definition_table")
+    @classmethod
+    def _table_identifier(cls, value: str) -> str:
+        if not _IDENT.match(value):
+            raise ValueError(f"table name {value!r} must be a lower-case SQL identifier")
         return value
 
 

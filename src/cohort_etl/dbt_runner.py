@@ -87,6 +87,10 @@ def dbt_env(profile: NamedProfile, threads: int | None = None) -> dict[str, str]
         "COHORT_ETL_DBT_CDM_SCHEMA": settings.cdm_schema,
         "COHORT_ETL_DBT_RESULTS_SCHEMA": settings.results_schema,
         "COHORT_ETL_DBT_THREADS": str(threads or default_threads(profile)),
+        "COHORT_ETL_DBT_COHORT_TABLE": settings.cohort_table,
+        "COHORT_ETL_DBT_COHORT_DEFINITION_TABLE": settings.cohort_definition_table,
+        "COHORT_ETL_DBT_COHORT_ID_OFFSET": str(settings.cohort_id_offset),
+        "COHORT_ETL_DBT_EPISODE_ID_OFFSET": str(settings.episode_id_offset),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "1",
     }

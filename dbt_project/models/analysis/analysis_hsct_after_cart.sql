@@ -4,8 +4,8 @@
 -- on or before the index date; outcomes are dates (the study runner derives times).
 with cohort as (
     select subject_id as person_id
-    from {{ ref('cohort') }}
-    where cohort_definition_id = 1
+    from {{ ref('own_cohort') }}
+    where cohort_definition_id = {{ cohort_id('cart_index') }}
 ),
 
 course as (

@@ -4,8 +4,8 @@
 -- is the subset with received_salvage = 1).
 with cohort as (
     select subject_id as person_id
-    from {{ ref('cohort') }}
-    where cohort_definition_id = 4
+    from {{ ref('own_cohort') }}
+    where cohort_definition_id = {{ cohort_id('relapse_after_cart') }}
 ),
 
 salvage as (

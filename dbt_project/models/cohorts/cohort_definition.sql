@@ -1,10 +1,11 @@
--- OMOP cohort_definition rows for the cohorts in macros/cohort_definitions.sql.
-{% for cohort in cohort_definitions() %}
-select
-    cast({{ cohort['id'] }} as {{ dbt.type_bigint() }}) as cohort_definition_id,
-    cast('{{ cohort['name'] }}' as {{ dbt.type_string() }}) as cohort_definition_name,
-    cast('{{ cohort['description'] }}' as {{ dbt.type_string() }}) as cohort_definition_description,
-    cast({{ var('concept_standard_algorithm') }} as {{ dbt.type_bigint() }}) as definition_type_concept_id,
-    cast('rules: {{ cohort['rules'] | join(', ') }}' as {{ dbt.type_string() }}) as cohort_definition_syntax
-{% if not loop.last %}union all{% endif %}
-{% endfor %}
+-- The shared cohort_definition table of the results schema (its name is var('cohort_definition_table')). Only the
+-- rows this build owns are replaced by own_cohort_definition (OMOP cohort_definition rows of the cohorts in macros/cohort_definitions.sql);
+-- rows of other cohorts / episodes in the table survive (macros/own_rows.sql).
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    full_refresh=false,
+    alias=var('cohort_definition_table'),
+    pre_hook="{{ own_rows_delete('cohort_definition') }}"
+) }}
+select * from {{ ref('own_cohort_definition') }}

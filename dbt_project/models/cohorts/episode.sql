@@ -1,75 +1,12 @@
--- OMOP episode rows: one disease episode per person with ALL (Disease First Occurrence,
--- object = ALL) and one Treatment Regimen episode (32531) per line of therapy, with
--- episode_number = line number and the disease episode as parent. Ids are derived from
--- person_id and line number, so they are stable between builds. An HSCT has no episode of
--- its own: it is part of the line it consolidates (int__hsct_placement), whose episode ends
--- no earlier than the transplant and links its procedure records (episode_event).
-with diagnoses as (
-    select * from {{ ref('int__all_diagnoses') }}
-),
-
-followup as (
-    select * from {{ ref('int__person_followup') }}
-),
-
-lines as (
-    select lines.*
-    from {{ ref('int__lines_of_therapy') }} as lines
-    inner join diagnoses on diagnoses.person_id = lines.person_id
-),
-
-placed_hsct as (
-    select person_id, line_number, max(hsct_date) as last_hsct_date
-    from {{ ref('int__hsct_placement') }}
-    where line_number is not null
-    group by person_id, line_number
-),
-
-disease as (
-    select
-        cast(diagnoses.person_id * 1000 as {{ dbt.type_bigint() }}) as episode_id,
-        diagnoses.person_id,
-        cast({{ var('concept_episode_disease') }} as {{ dbt.type_bigint() }}) as episode_concept_id,
-        diagnoses.first_all_date as episode_start_date,
-        followup.end_of_followup_date as episode_end_date,
-        cast(null as {{ dbt.type_bigint() }}) as episode_parent_id,
-        cast(null as integer) as episode_number,
-        cast({{ var('concept_all') }} as {{ dbt.type_bigint() }}) as episode_object_concept_id,
-        cast({{ var('concept_standard_algorithm') }} as {{ dbt.type_bigint() }})
-            as episode_type_concept_id,
-        cast('ALL' as {{ dbt.type_string() }}) as episode_source_value
-    from diagnoses
-    inner join followup on followup.person_id = diagnoses.person_id
-),
-
-regimens as (
-    select
-        cast(lines.person_id * 1000 + lines.line_number as {{ dbt.type_bigint() }}) as episode_id,
-        lines.person_id,
-        cast({{ var('concept_episode_treatment_regimen') }} as {{ dbt.type_bigint() }})
-            as episode_concept_id,
-        lines.line_start_date as episode_start_date,
-        case
-            when placed_hsct.last_hsct_date > lines.line_end_date then placed_hsct.last_hsct_date
-            else lines.line_end_date
-        end as episode_end_date,
-        cast(lines.person_id * 1000 as {{ dbt.type_bigint() }}) as episode_parent_id,
-        cast(lines.line_number as integer) as episode_number,
-        cast(0 as {{ dbt.type_bigint() }}) as episode_object_concept_id,
-        cast({{ var('concept_standard_algorithm') }} as {{ dbt.type_bigint() }})
-            as episode_type_concept_id,
-        cast(substr(lines.modality || ': ' || lines.regimen, 1, 50) as {{ dbt.type_string() }})
-            as episode_source_value
-    from lines
-    left join placed_hsct
-        on placed_hsct.person_id = lines.person_id
-       and placed_hsct.line_number = lines.line_number
-),
-
-final as (
-    select * from disease
-    union all
-    select * from regimens
-)
-
-select * from final
+-- The shared episode table of the results schema (its name is var('episode_table')). Only the
+-- rows this build owns are replaced by own_episode (OMOP episode rows this build derives (disease and line-of-therapy episodes));
+-- rows of other cohorts / episodes in the table survive (macros/own_rows.sql).
+-- depends_on: {{ ref('episode_event') }} (published first: its pre-hook reads the previous episodes)
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    full_refresh=false,
+    alias=var('episode_table'),
+    pre_hook="{{ own_rows_delete('episode') }}"
+) }}
+select * from {{ ref('own_episode') }}
