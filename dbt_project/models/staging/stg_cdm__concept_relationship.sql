@@ -2,7 +2,8 @@
 select
     concept_id_1,
     concept_id_2,
-    relationship_id
+    relationship_id,
+    invalid_reason
 from {{ source('cdm', 'concept_relationship') }}
 where relationship_id = 'Maps to'
   and invalid_reason is null

@@ -1,7 +1,9 @@
 """Resolve concept sets against a connected vocabulary, with Circe semantics, in SQL.
 
-The same rules as the dbt model ``concept_set_concepts`` (written independently here so
-``cohort-etl concept-sets resolve | diff`` work without a dbt build):
+The Circe SQL is the dbt project's: ``dbt_project/macros/circe.sql`` (the macros the
+models ``concept_set_item_concepts`` and ``concept_set_concepts`` call) is rendered here
+with plain Jinja over the CDM's vocabulary tables, so ``cohort-etl concept-sets resolve``
+and the build cannot drift and no dbt build is needed. The rules:
 
 * an item contributes its own concept if the vocabulary has it and it is valid
   (``invalid_reason is null``); code items are looked up by ``(vocabulary_id, concept_code)``;
@@ -17,13 +19,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
+import jinja2
 import pandas as pd
 
 from cohort_etl.concept_sets.compile import seed_rows
 from cohort_etl.concept_sets.registry import ConceptSet
+from cohort_etl.config import project_root
 from cohort_etl.db import Database
+
+#: The dbt macros with the Circe SQL (plain Jinja; see the file's header).
+CIRCE_MACROS = ("dbt_project", "macros", "circe.sql")
 
 #: CDM event tables: (table, concept column, source concept column)
 EVENT_TABLES: tuple[tuple[str, str, str], ...] = (
@@ -70,53 +78,35 @@ def _items_sql(sets: Sequence[ConceptSet], param: str) -> tuple[str, list[Any]]:
     )
 
 
+@cache
+def _circe_macros() -> Any:
+    """The macros of dbt_project/macros/circe.sql as Python callables."""
+    path = project_root().joinpath(*CIRCE_MACROS)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    return env.from_string(path.read_text(encoding="utf-8")).module
+
+
 def resolution_sql(sets: Sequence[ConceptSet], schema: str, param: str) -> tuple[str, list[Any]]:
     """SQL returning ``concept_set_name, concept_id, concept_name, vocabulary_id,
     concept_code, standard_concept, match_column`` for every resolved concept, and its
     bound parameters (``schema`` is an already quoted reference)."""
     items, params = _items_sql(sets, param)
+    macros = _circe_macros()
+    item_concepts = macros.circe_item_concepts(
+        "seed_items",
+        f"{schema}.concept",
+        f"{schema}.concept_ancestor",
+        f"{schema}.concept_relationship",
+    )
+    concepts = macros.circe_concepts("item_concepts", f"{schema}.concept")
     return (
         f"""
 with seed_items as ({items}),
-items as (
-    select s.concept_set_name, coalesce(s.concept_id, c.concept_id) as concept_id,
-           s.is_excluded, s.include_descendants, s.include_mapped
-    from seed_items s
-    left join {schema}.concept c
-      on s.concept_id is null and c.vocabulary_id = s.vocabulary_id
-     and c.concept_code = s.concept_code
-    where s.concept_id is not null or c.concept_id is not null
-),
-hierarchy as (
-    select i.concept_set_name, i.is_excluded, i.include_mapped, c.concept_id
-    from items i join {schema}.concept c on c.concept_id = i.concept_id
-    where c.invalid_reason is null
-    union
-    select i.concept_set_name, i.is_excluded, i.include_mapped, c.concept_id
-    from items i
-    join {schema}.concept_ancestor ca on ca.ancestor_concept_id = i.concept_id
-    join {schema}.concept c on c.concept_id = ca.descendant_concept_id
-    where i.include_descendants and c.invalid_reason is null
-),
-expanded as (
-    select concept_set_name, is_excluded, concept_id from hierarchy
-    union
-    select h.concept_set_name, h.is_excluded, cr.concept_id_1
-    from hierarchy h
-    join {schema}.concept_relationship cr
-      on cr.concept_id_2 = h.concept_id and cr.relationship_id = 'Maps to'
-     and cr.invalid_reason is null
-    where h.include_mapped
-),
-resolved as (
-    select concept_set_name, concept_id from expanded where not is_excluded
-    except
-    select concept_set_name, concept_id from expanded where is_excluded
-)
-select r.concept_set_name, r.concept_id, c.concept_name, c.vocabulary_id, c.concept_code,
-       c.standard_concept,
-       case when c.standard_concept = 'S' then 'standard' else 'source' end as match_column
-from resolved r join {schema}.concept c on c.concept_id = r.concept_id
+item_concepts as ({item_concepts}),
+resolved as ({concepts})
+select r.concept_set_name, r.concept_id, r.concept_name, r.vocabulary_id, r.concept_code,
+       r.standard_concept, r.match_column
+from resolved r
 order by r.concept_set_name, r.concept_id
 """,
         params,
