@@ -2,7 +2,8 @@
     CohortGenerator / ATLAS, episodes written by an oncology ETL) are written row by row:
     each run deletes only the rows it owns and inserts its new ones, in one transaction
     (the publishing models in models/cohorts/ are incremental `append` models with
-    full_refresh off, and own_rows_delete() as their pre-hook). Rows of other cohort ids or
+    full_refresh off, and own_rows_delete() as their pre-hook; a column this project adds
+    later is added to the shared table, append_new_columns). Rows of other cohort ids or
     episodes are never touched.
 
     Which rows are "own":

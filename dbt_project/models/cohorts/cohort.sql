@@ -5,6 +5,7 @@
     materialized='incremental',
     incremental_strategy='append',
     full_refresh=false,
+    on_schema_change='append_new_columns',
     alias=var('cohort_table'),
     pre_hook="{{ own_rows_delete('cohort') }}"
 ) }}

@@ -6,6 +6,7 @@
     materialized='incremental',
     incremental_strategy='append',
     full_refresh=false,
+    on_schema_change='append_new_columns',
     alias=var('episode_table'),
     pre_hook="{{ own_rows_delete('episode') }}"
 ) }}
