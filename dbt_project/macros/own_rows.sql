@@ -43,16 +43,31 @@
 {% macro own_rows_delete(kind) %}
     {%- set target = adapter.get_relation(this.database, this.schema, this.identifier) -%}
     {%- if execute and target is not none -%}
+        {%- set episode = none -%}
         {%- if kind == 'episode_event' -%}
             {%- set episode = adapter.get_relation(this.database, this.schema, var('episode_table')) -%}
-            {%- if episode is not none -%}
-                delete from {{ target }} where {{ own_rows_condition(kind, episode) }}
-            {%- endif -%}
-        {%- else -%}
-            delete from {{ target }} where {{ own_rows_condition(kind) }}
+        {%- endif -%}
+        {%- if kind != 'episode_event' or episode is not none -%}
+            {{ adapter.dispatch('delete_rows')(target, own_rows_condition(kind, episode)) }}
         {%- endif -%}
     {%- endif -%}
 {% endmacro %}
+
+{% macro default__delete_rows(relation, condition) -%}
+    delete from {{ relation }} where {{ condition }}
+{%- endmacro %}
+
+{#- Spark tables (Parquet, Hive metastore) have no DELETE: keep the other rows in a side
+    table and overwrite the table with them (not atomic: Spark has no transactions). The
+    statements run here; the hook itself is empty. -#}
+{% macro spark__delete_rows(relation, condition) -%}
+    {%- set others = api.Relation.create(schema=relation.schema, identifier=relation.identifier ~ '__other_rows') -%}
+    {%- do run_query('drop table if exists ' ~ others) -%}
+    {%- do run_query('create table ' ~ others ~ ' as select * from ' ~ relation
+        ~ ' where not coalesce((' ~ condition ~ '), false)') -%}
+    {%- do run_query('insert overwrite table ' ~ relation ~ ' select * from ' ~ others) -%}
+    {%- do run_query('drop table ' ~ others) -%}
+{%- endmacro %}
 
 {#- Test: the rows a publishing model owns in its table are exactly the rows of the model
     it publishes (nothing missing, nothing stale, no duplicates). -#}
