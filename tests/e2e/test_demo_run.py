@@ -88,10 +88,17 @@ def _colour_share(pixels: np.ndarray, rgb: tuple[int, int, int], tol: int = 12) 
 @pytest.mark.skipif(
     shutil.which("chromium") is None, reason="needs Debian chromium (.ci/run installs it)"
 )
-def test_report_in_headless_chromium(demo_run: DemoRun, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("study", "height", "curves"),
+    [("hsct_after_cart", 1900, 2), ("salvage_after_cart_relapse", 3000, 1)],
+)
+def test_report_in_headless_chromium(
+    demo_run: DemoRun, tmp_path: Path, study: str, height: int, curves: int
+) -> None:
     """Open report.html in a real browser; the first screen shows the headline table
-    (its header colour) and the Kaplan-Meier figure (both arms' curve colours)."""
-    report = demo_run.out / "hsct_after_cart" / "report.html"
+    (its header colour) and the primary Kaplan-Meier figure (its curves' colours: both
+    arms of study A, the one group of study B, whose headline is longer)."""
+    report = demo_run.out / study / "report.html"
     shot = tmp_path / "report.png"
     proc = subprocess.run(
         [
@@ -106,7 +113,7 @@ def test_report_in_headless_chromium(demo_run: DemoRun, tmp_path: Path) -> None:
             "--disable-sync",
             f"--user-data-dir={tmp_path / 'profile'}",
             f"--screenshot={shot}",
-            "--window-size=1200,1900",
+            f"--window-size=1200,{height}",
             report.as_uri(),
         ],
         capture_output=True,
@@ -115,14 +122,14 @@ def test_report_in_headless_chromium(demo_run: DemoRun, tmp_path: Path) -> None:
     )
     assert shot.exists(), proc.stderr[-2000:]
     pixels = mpimg.imread(shot)
-    assert pixels.shape[0] >= 1800 and pixels.shape[1] >= 1100
+    assert pixels.shape[0] >= height - 100 and pixels.shape[1] >= 1100
     from cohort_etl.report.figures import PALETTE
 
     def rgb(hex_colour: str) -> tuple[int, int, int]:
         return tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
 
     assert _colour_share(pixels, (0xEE, 0xF3, 0xFA), tol=3) > 0.002, "no headline table header"
-    for colour in PALETTE[:2]:
+    for colour in PALETTE[:curves]:
         assert _colour_share(pixels, rgb(colour)) > 0.0005, f"KM curve colour {colour} not visible"
     html = report.read_text()
     assert "Headline results" in html and "Kaplan-Meier" in html

@@ -15,6 +15,7 @@ covariate dropped, a horizon past the end of follow-up) is an entry in ``warning
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cohort_etl.diagnostics.results import DiagnosticsResult, FineGrayResult, PhTest, RmstResult
 from cohort_etl.errors import InputDataError
+from cohort_etl.matching.design import CovariateInfo
 from cohort_etl.outcomes.binary import Estimate as _Estimate
 from cohort_etl.outcomes.binary import ProportionComparison, TestResult
 from cohort_etl.outcomes.cox import CoxResult, CoxTest
@@ -339,9 +341,15 @@ class ComparisonResult(ResultModel):
 
 
 class Coefficient(ResultModel):
-    """One design column of a multivariable Cox model."""
+    """One design column of a multivariable Cox model: a numeric covariate, or one level
+    of a categorical term against its reference level."""
 
     covariate: str
+    variable: str | None = None
+    #: numeric (per unit), binary (1 vs 0) or categorical (level vs reference)
+    kind: Literal["numeric", "binary", "categorical"] | None = None
+    level: str | None = None
+    reference: str | None = None
     coef: Num
     hr: Num
     se: Num
@@ -364,10 +372,23 @@ class CoxModelResult(ResultModel):
     wald_test: ModelTest
 
     @staticmethod
-    def coefficients_of(r: CoxResult) -> list[Coefficient]:
+    def coefficients_of(
+        r: CoxResult, terms: Sequence[CovariateInfo] | None = None
+    ) -> list[Coefficient]:
+        """One row per design column; ``terms`` (the design's covariates) name the level
+        and reference level of the categorical ones."""
+        where: dict[str, dict[str, Any]] = {}
+        for info in terms or []:
+            for j, col in enumerate(info.columns):
+                where[col] = {"variable": info.name, "kind": info.kind}
+                if info.levels:
+                    where[col].update(level=info.levels[j + 1], reference=info.levels[0])
+                elif info.kind == "binary":
+                    where[col].update(level="1", reference="0")
         return [
             Coefficient(
                 covariate=name,
+                **where.get(name, {}),
                 coef=r.coef[i],
                 hr=r.hazard_ratio[i],
                 se=r.se[i],
@@ -433,7 +454,11 @@ class CohortFilter(ResultModel):
 
 
 class CohortCounts(ResultModel):
+    """Rows read (``n_input``), rows left out by the spec's ``include`` filter, rows whose
+    outcome start lies after the data cut-off (or is missing), and rows analysed."""
+
     n_input: int
+    excluded_by_include: int = 0
     n_after_cutoff: int
     excluded_index_after_cutoff: int
     arms_before_matching: dict[str, int] | None = None
@@ -512,6 +537,9 @@ class StudyResults(ResultModel):
     title: str
     data_cutoff: str | None = None
     min_cell_count: int
+    #: every time in this file is in days; the report shows them in display_unit
+    time_unit: Literal["days"] = "days"
+    display_unit: Literal["days", "weeks", "months", "years"] = "days"
     provenance: Provenance | None = None
     error: str | None = None
     cohort_filter: CohortFilter | None = None

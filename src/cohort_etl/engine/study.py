@@ -61,6 +61,7 @@ from cohort_etl.engine.results import (
 from cohort_etl.engine.times import binary_outcome, check_ready_columns, dates, time_to_event
 from cohort_etl.errors import CohortEtlError, SpecError
 from cohort_etl.matching.arms import TREAT, match_arms
+from cohort_etl.matching.design import CovariateInfo
 from cohort_etl.outcomes.binary import (
     association_test,
     chi_square_test,
@@ -73,6 +74,7 @@ from cohort_etl.outcomes.km import KaplanMeier, median_follow_up
 from cohort_etl.outcomes.logrank import logrank_test
 from cohort_etl.outcomes.timevarying import landmark, split_at_exposure, time_varying_cox
 from cohort_etl.studies.spec import (
+    UNIT_DAYS,
     Binary,
     CoxModel,
     GroupComparison,
@@ -119,6 +121,8 @@ class StudyOutput:
     forest: pd.DataFrame | None = None
     #: the analysed rows (after matching, with set_id), person-level: site-internal
     matched_data: pd.DataFrame | None = None
+    #: the compared rows before matching (arm in TREAT), for Table 1
+    compared: pd.DataFrame | None = None
 
 
 class _Empty(CohortEtlError):
@@ -132,6 +136,7 @@ def empty_results(spec: StudySpec, **fields: Any) -> StudyResults:
         title=spec.title,
         data_cutoff=spec.data_cutoff.isoformat() if spec.data_cutoff else None,
         min_cell_count=spec.min_cell_count,
+        display_unit=spec.display_unit,
         **fields,
     )
 
@@ -196,20 +201,29 @@ class Study:
         before = len(data)
         for column, allowed in spec.include.items():
             data = data[data[column].astype(str).isin([str(a) for a in allowed])]
+        included = len(data)
         results.cohort_filter = CohortFilter(
-            include=spec.include, n_before=before, n_after=len(data)
+            include=spec.include, n_before=before, n_after=included
         )
         if self.cutoff is not None:
-            starts = {o.start for o in spec.outcomes if isinstance(o, TimeToEvent) and o.start}
+            starts = {
+                o.start
+                for o in spec.outcomes
+                if isinstance(o, TimeToEvent) and o.start and not o.among
+            }
             for col in sorted(starts):
                 data = data[dates(data, col) <= self.cutoff]
         results.cohort = CohortCounts(
-            n_input=before, n_after_cutoff=len(data), excluded_index_after_cutoff=before - len(data)
+            n_input=before,
+            excluded_by_include=before - included,
+            n_after_cutoff=len(data),
+            excluded_index_after_cutoff=included - len(data),
         )
         for o in spec.outcomes:
             check_ready_columns(o, data)
         if spec.arms:
             data = self._arms(data)
+            self.out.compared = data
             analysis = self._match(data)
         else:
             analysis = data.copy()
@@ -217,7 +231,7 @@ class Study:
         for o in spec.outcomes:
             try:
                 if isinstance(o, TimeToEvent):
-                    self._tte(o, analysis)
+                    self._tte(o, among(o, analysis))
                 else:
                     self._binary(o, analysis)
             except CohortEtlError as exc:
@@ -392,7 +406,9 @@ class Study:
         )
         res = TimeToEventResult(label=o.label or o.name, median_ci=o.median_ci)
         self.out.results.outcomes[o.name] = res
-        risk_times = o.risk_times_days or _default_risk_times(frame["_time"].max())
+        risk_times = o.risk_times_days or _default_risk_times(
+            frame["_time"].max(), UNIT_DAYS[self.spec.display_unit]
+        )
         curves: dict[str, KMCurve] = {}
         incidence: dict[str, pd.DataFrame] = {}
         for value, part in self._arm_groups(frame):
@@ -412,7 +428,7 @@ class Study:
             ]
             res.per_arm[label] = summary
             curves[label] = KMCurve(label, km.survival_table(), [int(x) for x in risk["n_risk"]])
-            if o.competing_date and o.horizons_days:
+            if o.competing_date:
                 aj = AalenJohansen(conf_level=o.conf_level).fit(part["_time"], part["_code"])
                 if 1 in aj.causes_:
                     summary.cumulative_incidence = [
@@ -581,12 +597,22 @@ class Study:
     # -- group comparisons (e.g. CR by salvage modality) ---------------------------------
     def _comparison(self, c: GroupComparison, data: pd.DataFrame) -> None:
         o = self.spec.outcome(c.outcome)
+        if isinstance(o, TimeToEvent):
+            data = among(o, data)
         levels = c.levels or sorted(data[c.by].dropna().astype(str).unique())
         part = data[data[c.by].astype(str).isin(levels)]
         if part.empty:
             raise _Empty(f"no patients with {c.by} in {levels}")
-        group = part[c.by].astype(str).map(lambda v: c.level_labels.get(v, v))
-        levels = [c.level_labels.get(v, v) for v in levels]
+        labels = {
+            **{
+                k.split(".", 1)[1]: v
+                for k, v in self.spec.labels.items()
+                if k.startswith(f"{c.by}.")
+            },
+            **c.level_labels,
+        }
+        group = part[c.by].astype(str).map(lambda v: labels.get(v, v))
+        levels = [labels.get(v, v) for v in levels]
         res = ComparisonResult(by=c.by, outcome=c.outcome, label=c.label, levels=levels)
         self.out.results.comparisons[c.name] = res
         if isinstance(o, Binary):
@@ -620,7 +646,9 @@ class Study:
             res.logrank = LogRank.of(logrank_test(t[ok], e[ok], group.to_numpy()[ok]))
             medians = []
             curves: dict[str, KMCurve] = {}
-            risk_times = o.risk_times_days or _default_risk_times(float(t[ok].max()))
+            risk_times = o.risk_times_days or _default_risk_times(
+                float(t[ok].max()), UNIT_DAYS[self.spec.display_unit]
+            )
             for level in levels:
                 m = ok & (group == level).to_numpy()
                 if not m.any():
@@ -645,7 +673,7 @@ class Study:
             self.out.curves.append(
                 CurveSet(
                     o.name,
-                    f"{o.label or o.name} by {c.by}",
+                    f"{o.label or o.name} by {self.spec.labels.get(c.by, c.by)}",
                     f"km_{o.name}_by_{c.by}",
                     curves,
                     risk_times,
@@ -661,14 +689,18 @@ class Study:
         o = self.spec.outcome(m.outcome)
         if not isinstance(o, TimeToEvent):
             raise SpecError(f"cox model {m.name!r}: outcome {o.name!r} is not time-to-event")
+        data = among(o, data).reset_index(drop=True)
         times = time_to_event(data, o, self.cutoff)
         keep = ~times.bad & data[m.covariates].notna().all(axis=1).to_numpy()
         part = data.loc[keep]
-        design = build_design(part, list(m.covariates))
+        template = reference_levels(part, m)
+        design = build_design(
+            part, list(m.covariates), categorical=list(template), template=list(template.values())
+        )
         x = pd.DataFrame(design.matrix, columns=design.columns)
         fit = CoxPH().fit(times.time[keep], times.event[keep], x)
         r = fit.result_
-        coefficients = CoxModelResult.coefficients_of(r)
+        coefficients = CoxModelResult.coefficients_of(r, design.covariates)
         self.out.results.cox_models[m.name] = CoxModelResult(
             label=m.label,
             outcome=m.outcome,
@@ -795,15 +827,54 @@ class Study:
             self.out.tables["km_at_horizons"] = pd.DataFrame(horizons)
 
 
+def among(o: TimeToEvent | Binary, data: pd.DataFrame) -> pd.DataFrame:
+    """The rows of an outcome's own population (``among``; all rows without it)."""
+    if not isinstance(o, TimeToEvent) or not o.among:
+        return data
+    keep = np.ones(len(data), dtype=bool)
+    for column, allowed in o.among.items():
+        keep &= data[column].astype(str).isin([str(a) for a in allowed]).to_numpy()
+    return data.loc[keep]
+
+
+def reference_levels(data: pd.DataFrame, m: CoxModel) -> dict[str, CovariateInfo]:
+    """The levels (reference first) of every categorical term of a Cox model: text
+    columns, ``categorical`` ones and 0/1 columns given a ``reference``."""
+    from cohort_etl.matching.design import factor_levels, is_categorical
+
+    out: dict[str, CovariateInfo] = {}
+    for col in m.covariates:
+        if not (col in m.categorical or col in m.reference or is_categorical(data[col])):
+            continue
+        _, _, levels = factor_levels(data[col])
+        if col in m.reference:
+            ref = m.reference[col]
+            if ref not in levels:
+                raise SpecError(
+                    f"cox model {m.name!r}: reference {ref!r} of {col!r} is not one of its "
+                    f"levels {levels}"
+                )
+            levels = [ref, *[lv for lv in levels if lv != ref]]
+        out[col] = CovariateInfo(col, "categorical", tuple(levels))
+    return out
+
+
 def _frame(rows: Sequence[Any]) -> pd.DataFrame:
     """A result table (CSV) from typed rows."""
     return pd.DataFrame([r.model_dump() for r in rows])
 
 
-def _default_risk_times(max_time: float) -> list[int]:
-    """Round, evenly spaced times (days) covering the follow-up, 5 to 7 of them."""
+def _default_risk_times(max_time: float, unit_days: float = 1.0) -> list[int]:
+    """Round, evenly spaced times (days) covering the follow-up, 5 to 7 of them; with a
+    display unit of ``unit_days`` days (a month: 30.4375) round in that unit."""
     if not math.isfinite(max_time) or max_time <= 0:
         return [0]
+    if unit_days > 1:
+        span = max_time / unit_days
+        for step_u in (1, 2, 3, 6, 12, 24, 60):
+            if span / step_u <= 6:
+                n = int(span // step_u) + 1
+                return [round(i * step_u * unit_days) for i in range(n)]
     for step in (30, 90, 180, 365, 730):
         if max_time / step <= 6:
             return [int(i * step) for i in range(int(max_time // step) + 1)]

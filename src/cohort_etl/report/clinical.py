@@ -15,16 +15,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from cohort_etl.matching.design import factor_levels, is_categorical
+from cohort_etl.studies.spec import UNIT_DAYS
 
 DisplayUnit = Literal["days", "weeks", "months", "years"]
-#: days per display unit (a month is 365.25 / 12 = 30.4375 days, as SPSS and R users use)
-UNIT_DAYS: dict[str, float] = {"days": 1.0, "weeks": 7.0, "months": 30.4375, "years": 365.25}
 
 #: the chooser's method ids (cohort_etl.outcomes.binary) and their names in a report
 TEST_NAMES = {
@@ -208,3 +207,61 @@ def table_one(
         if smd_by is not None:
             n_row[f"SMD, {stage}"] = ""
     return pd.DataFrame([n_row, *rows])
+
+
+def coefficient_label(row: Any, labels: Mapping[str, str] | None = None) -> str:
+    """What one Cox coefficient compares, naming the reference level of every
+    categorical or 0/1 term: ``Salvage: chemotherapy vs targeted (reference)``,
+    ``Age at relapse (years), per unit increase``."""
+    variable = getattr(row, "variable", None) or row.covariate
+    level, reference = getattr(row, "level", None), getattr(row, "reference", None)
+    if level is None or reference is None:
+        return f"{label(variable, labels)}, per unit increase"
+    lab = dict(labels or {})
+    if getattr(row, "kind", None) == "binary":  # a 0/1 column: yes vs no unless labelled
+        this = lab.get(f"{variable}.{level}", "yes" if level == "1" else "no")
+        ref = lab.get(f"{variable}.{reference}", "yes" if reference == "1" else "no")
+        return f"{label(variable, labels)}: {this} vs {ref} (reference)"
+    this = level_label(variable, level, labels)
+    ref = level_label(variable, reference, labels).split(": ", 1)[1]
+    return f"{this} vs {ref} (reference)"
+
+
+#: what each cohort rule of the dbt project removes (cohort_attrition's rule names)
+RULE_REMOVES = {
+    "all_diagnosis": "no ALL diagnosis",
+    "cart_after_all_diagnosis": "no CD19 CAR-T infusion on or after the ALL diagnosis",
+    "not_t_all": "T-ALL",
+    "relapsed_refractory_before_cart": "no relapsed / refractory disease before the CAR-T",
+    "allo_hsct_consolidation": "no allogeneic HSCT within the window, before relapse",
+    "no_allo_hsct_consolidation": "an allogeneic HSCT within the window, before relapse",
+    "relapse_after_cart": "no relapse after the CAR-T",
+    "salvage_after_relapse": "no salvage line after the relapse",
+}
+
+
+def attrition_labels(attrition: pd.DataFrame) -> pd.DataFrame:
+    """The cohort attrition table with a column saying what each step removed."""
+    out = attrition.copy()
+    removes = [
+        "" if str(n) == "0" else RULE_REMOVES.get(str(rule), f"not {rule}")
+        for n, rule in zip(out["rule_number"], out["rule"], strict=True)
+    ]
+    out.insert(list(out.columns).index("rule") + 1, "removed", removes)
+    return out
+
+
+def study_steps(include: Mapping[str, list[str]], cohort: Any) -> pd.DataFrame:
+    """The study's own steps from the rows read to the rows analysed: the spec's
+    ``include`` filter and the data cut-off, each with what it removed."""
+    where = "; ".join(f"{k} in {list(v)}" for k, v in include.items()) or "none"
+    n_input = int(cohort.n_input)
+    after_include = n_input - int(cohort.excluded_by_include)
+    rows = [
+        ("rows read from the analysis data", "", n_input, 0),
+        ("include filter", f"rows outside it ({where})", after_include,
+         int(cohort.excluded_by_include)),
+        ("data cut-off", "outcome start after the cut-off or missing",
+         int(cohort.n_after_cutoff), int(cohort.excluded_index_after_cutoff)),
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["step", "removed", "persons_remaining", "persons_removed"])

@@ -46,7 +46,9 @@ def km_plot(
     ``curves[label]`` has columns ``time``, ``surv``, ``lower``, ``upper`` (one row per
     distinct time; time 0 is added if absent). ``risk_table[label]`` gives the number at
     risk at each of ``risk_times`` (already suppressed to text such as "<5" if needed).
-    ``time_scale`` divides times for display (e.g. 365.25 to show years).
+    ``time_scale`` divides times for display (e.g. 365.25 to show years). ``start`` is
+    the value at time 0 (0 for a cumulative incidence curve, whose ``surv`` column then
+    holds the incidence).
     """
     fig = plt.figure(figsize=(7.5, 5.6))
     grid = fig.add_gridspec(2, 1, height_ratios=(4, 1 + 0.25 * len(curves)), hspace=0.3)
@@ -64,7 +66,7 @@ def km_plot(
     ax.set_ylabel(ylabel)
     ax.set_title(title, loc="left", fontsize=11)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", frameon=False)
+    ax.legend(loc="upper left" if start < 0.5 else "lower left", frameon=False)
     ax.tick_params(labelbottom=False)
     if annotation:
         ax.text(
@@ -92,7 +94,9 @@ def km_plot(
                 color=PALETTE[i % len(PALETTE)],
             )
     table_ax.set_yticks(range(len(risk_table)), list(risk_table))
-    table_ax.set_xticks([t / time_scale for t in risk_times])
+    ticks = [t / time_scale for t in risk_times]
+    # risk times in whole display units are rounded to whole days: label the unit value
+    table_ax.set_xticks(ticks, [f"{t:.0f}" if time_scale > 1 else f"{t:g}" for t in ticks])
     table_ax.set_xlabel(f"Time ({time_unit})")
     table_ax.set_title("Number at risk", loc="left", fontsize=9)
     for side in ("top", "right", "left"):
@@ -220,7 +224,8 @@ def attrition_flow(attrition: pd.DataFrame, path: Path, *, title: str = "Attriti
             ax.text(
                 7.6,
                 yc + 0.5,
-                f"excluded: {row.persons_removed}",
+                f"excluded: {row.persons_removed}"
+                + (f"\n{row.removed}" if getattr(row, "removed", "") else ""),
                 ha="center",
                 va="center",
                 fontsize=8,

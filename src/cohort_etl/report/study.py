@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cohort_etl.diagnostics import report as diag_report
@@ -25,10 +26,22 @@ from cohort_etl.engine.results import (
     TimeToEventResult,
 )
 from cohort_etl.engine.study import StudyOutput, empty_results
+from cohort_etl.matching.arms import TREAT
 from cohort_etl.outcomes.summary import RESULT_FLOAT_FORMAT
 from cohort_etl.report import figures
+from cohort_etl.report.clinical import (
+    attrition_labels,
+    coefficient_label,
+    duration,
+    duration_range,
+    level_label,
+    stat_test_name,
+    study_steps,
+    table_one,
+)
+from cohort_etl.report.clinical import label as human_label
 from cohort_etl.report.html import Report, Section, write
-from cohort_etl.studies.spec import StudySpec, TimeToEvent
+from cohort_etl.studies.spec import UNIT_DAYS, StudySpec, TimeToEvent
 
 
 def _pct(x: float | None, digits: int = 1) -> str:
@@ -40,13 +53,10 @@ def _num(x: float | None, digits: int = 3) -> str:
 
 
 def _p(p: float | None) -> str:
+    """A P value to three significant digits (P = 0.00355, P = 0.0185, P = 0.25)."""
     if p is None:
         return "–"
-    return "P < 0.0001" if p < 0.0001 else f"P = {p:.4f}"
-
-
-def _days(x: float | None) -> str:
-    return "not reached" if x is None else f"{x:.0f} days"
+    return "P < 0.0001" if p < 0.0001 else f"P = {p:.3g}"
 
 
 def _ci(level: float | None) -> str:
@@ -69,16 +79,22 @@ def _at_horizon(o: TimeToEvent, out: TimeToEventResult, arm: ArmSurvival, h: int
     return f"{_pct(row.surv)} ({_pct(row.lower)}–{_pct(row.upper)})"
 
 
-def _median_text(out: TimeToEventResult, arm: ArmSurvival) -> str:
+def _median_text(out: TimeToEventResult, arm: ArmSurvival, unit: str = "days") -> str:
     if out.median_ci == "spss":
         m = arm.median_spss
         if m.time is None:
-            return _days(None)
-        return f"{_days(m.time)} (95% CI {_days(m.lower)}–{_days(m.upper)}; SPSS-style)"
+            return duration(None)
+        return (
+            f"{duration(m.time, unit)} (95% CI {duration_range(m.lower, m.upper, unit)}; "
+            "SPSS-style)"
+        )
     med = arm.median
     if med.time is None:
-        return _days(None)
-    return f"{_days(med.time)} ({_ci(med.conf_level)} {_days(med.lower)}–{_days(med.upper)})"
+        return duration(None)
+    return (
+        f"{duration(med.time, unit)} ({_ci(med.conf_level)} "
+        f"{duration_range(med.lower, med.upper, unit)})"
+    )
 
 
 def _tte_lines(spec: StudySpec, o: TimeToEvent, out: TimeToEventResult) -> list[tuple[str, str]]:
@@ -104,6 +120,7 @@ def _tte_lines(spec: StudySpec, o: TimeToEvent, out: TimeToEventResult) -> list[
     cox = out.cox
     if cox is not None and cox.estimable:
         lr = out.logrank
+        # with a competing event the Cox model censors it: a cause-specific hazard ratio
         kind = "cause-specific hazard ratio" if o.competing_date else "hazard ratio"
         lines.append(
             (
@@ -121,15 +138,16 @@ def _tte_lines(spec: StudySpec, o: TimeToEvent, out: TimeToEventResult) -> list[
                 f"SHR = {_num(fg.shr)}, 95% CI: {_num(fg.lower)}–{_num(fg.upper)}; {_p(fg.p)}",
             )
         )
-    meds = [f"{_median_text(out, arm)} {label}".rstrip() for label, arm in per_arm.items()]
-    if meds:
+    unit = spec.display_unit
+    meds = [f"{_median_text(out, arm, unit)} {label}".rstrip() for label, arm in per_arm.items()]
+    if meds and not o.competing_date:
         lines.append((f"Median {o.label}", "; ".join(meds)))
     fus = [
-        f"{_days(arm.median_follow_up.time)} {label}"
+        f"{duration(arm.median_follow_up.time, unit)} {label}".rstrip()
         for label, arm in per_arm.items()
         if arm.median_follow_up is not None
     ]
-    if fus and spec.arms:
+    if fus:
         lines.append((f"Median follow-up ({o.label}, reverse KM)", "; ".join(fus)))
     return lines
 
@@ -176,20 +194,19 @@ def headline(spec: StudySpec, res: StudyResults) -> list[tuple[str, str]]:
         elif isinstance(out, BinaryResult):
             lines += _binary_lines(o.label or o.name, out)
     for name, c in res.comparisons.items():
-        if c.proportions is not None and c.chi_square and c.association_test:
+        if c.proportions is not None and c.association_test:
             rates = "; ".join(
                 f"{r.level} {_pct(r.proportion, 0)} ({r.events}/{r.n})" for r in c.proportions
             )
+            # only the test the chooser picked; the others are in the comparison's table
             test = c.association_test
             lines.append(
-                (
-                    c.label or name,
-                    f"{rates}; Pearson chi-square {_p(c.chi_square.p_value)}; "
-                    f"{test.method} {_p(test.p_value)}",
-                )
+                (c.label or name, f"{rates}; {stat_test_name(test.method)} {_p(test.p_value)}")
             )
         elif c.medians is not None and c.logrank is not None:
-            level_medians = "; ".join(f"{r.level} {_days(r.median)}" for r in c.medians)
+            level_medians = "; ".join(
+                f"{r.level} {duration(r.median, spec.display_unit)}" for r in c.medians
+            )
             lines.append(
                 (c.label or name, f"median {level_medians}; log-rank {_p(c.logrank.p_value)}")
             )
@@ -197,7 +214,7 @@ def headline(spec: StudySpec, res: StudyResults) -> list[tuple[str, str]]:
         for row in m.coefficients:
             lines.append(
                 (
-                    f"{m.label or name}: {row.covariate}",
+                    f"{m.label or name}: {coefficient_label(row, spec.labels)}",
                     f"HR {_num(row.hr, 2)} ({_ci(m.conf_level)} {_num(row.lower, 2)}–"
                     f"{_num(row.upper, 2)}); {_p(row.p_value)}",
                 )
@@ -341,7 +358,8 @@ def _matching_section(spec: StudySpec, result: StudyOutput, fig_dir: Path) -> Se
             f"{n_after.treated if n_after else '–'} treated with "
             f"{n_after.control if n_after else '–'} controls."
         )
-        bal = result.balance[result.balance["covariate"] != "distance"]
+        bal = result.balance[result.balance["covariate"] != "distance"].copy()
+        bal["covariate"] = _balance_labels(bal, spec)
         sec.figures.append(
             (
                 "Absolute SMD before and after matching",
@@ -361,6 +379,24 @@ def _matching_section(spec: StudySpec, result: StudyOutput, fig_dir: Path) -> Se
                     ),
                 )
             )
+        if result.compared is not None and result.matched_data is not None and spec.arms:
+            compared = result.compared
+            counts = result.matched_data["person_id"].value_counts()
+            weights = compared["person_id"].map(counts).fillna(0).to_numpy(float)
+            used = [c for c in spec.covariates if c not in (info.covariates_dropped or [])]
+            t1 = table_one(
+                compared,
+                compared[TREAT].to_numpy() == 1,
+                used,
+                weights,
+                categorical=[c for c in spec.categorical if c in used],
+                arm_labels=(spec.arms.label(spec.arms.treated), spec.arms.label(spec.arms.control)),
+                labels=spec.labels,
+                smd=result.balance,
+            )
+            sec.tables.append(
+                ("Table 1: baseline characteristics, n (%) or mean (SD), and SMDs", t1)
+            )
         cols = [
             "covariate",
             "mean_treated_before",
@@ -370,11 +406,62 @@ def _matching_section(spec: StudySpec, result: StudyOutput, fig_dir: Path) -> Se
             "mean_control_after",
             "smd_after",
         ]
-        sec.tables.append(("Table 1: baseline characteristics and SMDs", result.balance[cols]))
+        detail = result.balance[cols].copy()
+        detail["covariate"] = _balance_labels(result.balance, spec)
+        sec.tables.append(("Covariate balance: means (proportions) and SMDs", detail))
     else:
         reasons = [f.reason for f in result.results.not_estimable if f.section == "matching"]
         sec.empty_reason = reasons[0] if reasons else "matching was not run"
     return sec
+
+
+def _balance_labels(balance: pd.DataFrame, spec: StudySpec) -> list[str]:
+    """Human labels of balance rows (the PS row is the propensity score)."""
+    out = []
+    for row in balance.itertuples(index=False):
+        level = getattr(row, "level", None)
+        if isinstance(level, str) and level:
+            out.append(level_label(str(row.variable), level, spec.labels))
+        else:
+            out.append(human_label(str(row.covariate), spec.labels))
+    return out
+
+
+def _table_one_section(spec: StudySpec, result: StudyOutput) -> Section | None:
+    """Table 1 of a study without arms (``table_one`` in the spec), by a group column."""
+    t1 = spec.table_one
+    data = result.matched_data
+    if t1 is None or data is None or data.empty:
+        return None
+    if t1.by:
+        levels = t1.levels or sorted(data[t1.by].dropna().astype(str).unique())
+        if len(levels) != 2:
+            return Section(
+                "Table 1: baseline characteristics",
+                empty_reason=f"Table 1 compares two groups; {t1.by} has levels {levels}",
+            )
+        data = data[data[t1.by].astype(str).isin(levels)]
+        first = data[t1.by].astype(str).to_numpy() == levels[0]
+        names = tuple(level_label(t1.by, lv, spec.labels).split(": ", 1)[1] for lv in levels)
+        arm_labels = (
+            f"{names[0]} (n = {int(first.sum())})",
+            f"{names[1]} (n = {int((~first).sum())})",
+        )
+    else:
+        first = np.ones(len(data), dtype=bool)
+        arm_labels = ("All patients", "")
+    table = table_one(
+        data, first, t1.covariates, categorical=t1.categorical, arm_labels=arm_labels,
+        labels=spec.labels,
+    )  # fmt: skip
+    table.columns = [str(c).replace(", before matching", "") for c in table.columns]
+    if not t1.by:
+        table = table[[c for c in table.columns if c]]
+    return Section(
+        "Table 1: baseline characteristics",
+        paragraphs=["n (%) for yes/no characteristics and categories; mean (SD) for numbers."],
+        tables=[("Table 1: baseline characteristics, n (%) or mean (SD)", table)],
+    )
 
 
 def _flag_sections(title: str, flags: list[Flag]) -> list[Section]:
@@ -427,12 +514,18 @@ def write_outputs(
     km_sections = _km_sections(spec, result, fig_dir, paths)
     sections.extend(km_sections[:1])  # the primary outcome's curves right below the headline
     if "attrition" in result.tables:
-        att = result.tables["attrition"]
+        att = attrition_labels(result.tables["attrition"])
         fig = figures.attrition_flow(att, fig_dir / "attrition.png", title="Cohort attrition")
-        sections.append(
-            Section(
-                "Who was included", figures=[("Attrition flow", fig)], tables=[("Attrition", att)]
+        tables = [("Cohort attrition: what each rule removed", att)]
+        if res.cohort is not None:
+            tables.append(
+                (
+                    "From the analysis data to the analysed rows",
+                    study_steps(spec.include, res.cohort),
+                )
             )
+        sections.append(
+            Section("Who was included", figures=[("Attrition flow", fig)], tables=tables)
         )
     if spec.arms:
         sections.append(_matching_section(spec, result, fig_dir))
@@ -446,6 +539,9 @@ def write_outputs(
                 tables=[("", extras)],
             )
         )
+    t1_section = _table_one_section(spec, result)
+    if t1_section is not None:
+        sections.append(t1_section)
     sections.extend(km_sections[1:])
     if result.forest is not None:
         fig = figures.forest_plot(result.forest, fig_dir / "forest.png")
@@ -545,7 +641,8 @@ def _km_sections(
                 title=cs.title,
                 risk_times=cs.risk_times,
                 risk_table=risk_table,
-                time_unit="days",
+                time_unit=spec.display_unit,
+                time_scale=UNIT_DAYS[spec.display_unit],
                 ylabel="Cumulative incidence",
                 start=0.0,
             )
@@ -569,7 +666,8 @@ def _km_sections(
             title=cs.title,
             risk_times=cs.risk_times,
             risk_table=risk_table,
-            time_unit="days",
+            time_unit=spec.display_unit,
+            time_scale=UNIT_DAYS[spec.display_unit],
         )
         paths[f"figure:{cs.name}"] = fig
         sections.append(

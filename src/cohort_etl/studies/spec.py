@@ -37,6 +37,8 @@ from cohort_etl.specfile import load_yaml_spec
 #: an arm value as written in YAML (compared with the data column as text)
 Scalar = str | int | float | bool
 _NAME = r"^[a-z][a-z0-9_]*$"
+#: days per display unit (a month is 365.25 / 12 = 30.4375 days)
+UNIT_DAYS: dict[str, float] = {"days": 1.0, "weeks": 7.0, "months": 30.4375, "years": 365.25}
 
 
 class _Strict(BaseModel):
@@ -116,6 +118,9 @@ class TimeToEvent(_Strict):
     event: str | None = None
     horizons_days: list[int] = Field(default_factory=list)
     risk_times_days: list[int] = Field(default_factory=list)
+    #: the outcome's own population: rows whose column value (as text) is in the list,
+    #: e.g. RFS from the CR date among the responders ``{cr: ["1"]}``
+    among: dict[str, list[str]] = Field(default_factory=dict)
     #: the median CI the headline shows: R's print.survfit (Brookmeyer-Crowley on
     #: conf_type) or SPSS's median +/- z SE; results.json holds both
     median_ci: Literal["brookmeyer_crowley", "spss"] = "brookmeyer_crowley"
@@ -146,9 +151,9 @@ class TimeToEvent(_Strict):
 
     def columns(self) -> list[str]:
         if not self.from_dates:
-            return [c for c in (self.time, self.event) if c]
+            return [c for c in (self.time, self.event) if c] + list(self.among)
         cols = [self.start, *self.event_dates, self.censor_date, self.competing_date]
-        return [c for c in cols if c]
+        return [c for c in cols if c] + list(self.among)
 
 
 class Binary(_Strict):
@@ -220,10 +225,44 @@ class Sensitivity(_Strict):
 
 
 class CoxModel(_Strict):
+    """A multivariable Cox model. Every categorical term (text columns, columns listed in
+    ``categorical``) is reported against a reference level: ``reference`` names it, else
+    the first level in sort order. A 0/1 column listed in ``reference`` with the value 1
+    becomes categorical with 1 as reference: its contrast is inverted (0 vs 1)."""
+
     name: str = Field(pattern=_NAME)  # names output files (km_<name>.csv)
     outcome: str
     covariates: list[str]
     label: str = ""
+    categorical: list[str] = Field(default_factory=list)
+    reference: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("reference", mode="before")
+    @classmethod
+    def _text_levels(cls, value: object) -> object:
+        # YAML `reference: {salvage_targeted: 1}` and a column of 1s compare as text
+        if isinstance(value, dict):
+            return {str(k): str(v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _known(self) -> CoxModel:
+        stray = sorted((set(self.categorical) | set(self.reference)) - set(self.covariates))
+        if stray:
+            raise ValueError(
+                f"categorical / reference name columns that are not covariates: {stray}"
+            )
+        return self
+
+
+class TableOne(_Strict):
+    """Baseline characteristics (Table 1) of a study without arms, optionally by a group
+    column (e.g. salvage modality): n (%) and mean (SD) per group."""
+
+    covariates: list[str]
+    by: str | None = None
+    levels: list[str] | None = None
+    categorical: list[str] = Field(default_factory=list)
 
 
 class StudySpec(_Strict):
@@ -248,6 +287,12 @@ class StudySpec(_Strict):
         default_factory=dict,
         description="Analyse only rows whose column value (as text) is in the list.",
     )
+    #: the unit times are shown in (headline, tables, axes); results.json keeps days
+    display_unit: Literal["days", "weeks", "months", "years"] = "days"
+    #: human labels of columns, levels ("column.level" or "level") and arms
+    labels: dict[str, str] = Field(default_factory=dict)
+    #: Table 1 of a study without arms (a study with arms has the matching Table 1)
+    table_one: TableOne | None = None
     #: administrative censoring date of date-based outcomes (required when there are any)
     data_cutoff: dt.date | None = None
     min_cell_count: int = Field(5, ge=0)
@@ -329,6 +374,8 @@ class StudySpec(_Strict):
         cols += list(self.include)
         for m in self.cox_models:
             cols += m.covariates
+        if self.table_one is not None:
+            cols += self.table_one.covariates + ([self.table_one.by] if self.table_one.by else [])
         for s in self.sensitivity:
             cols += [c for c in (s.exposure_date, *s.adjust_for) if c]
         return list(dict.fromkeys(cols))
