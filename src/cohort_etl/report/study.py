@@ -464,6 +464,36 @@ def _table_one_section(spec: StudySpec, result: StudyOutput) -> Section | None:
     )
 
 
+def _detail_section(spec: StudySpec, res: StudyResults, name: str, table: pd.DataFrame) -> Section:
+    """A comparison's or Cox model's full table, as a reader wants it: times in the
+    display unit, every test of a comparison, each Cox term with its reference level."""
+    shown = table.copy()
+    unit = spec.display_unit
+    if name.startswith("comparison_"):
+        key = name.removeprefix("comparison_")
+        c = res.comparisons.get(key)
+        title = (c.label if c and c.label else key).strip()
+        if c is not None and c.medians is not None:
+            for col in ("median", "lower", "upper"):
+                if col in shown:
+                    shown[col] = [duration(v, unit, "not reached") for v in shown[col]]
+        tests: dict[str, str] = {}
+        if c is not None:
+            for t in (c.chi_square, c.chi_square_yates, c.association_test):
+                if t is not None:
+                    tests[t.method] = f"{stat_test_name(t.method)} {_p(t.p_value)}"
+        paragraphs = [f"Tests: {'; '.join(tests.values())}."] if tests else []
+        if c is not None and c.association_test is not None and c.association_test.reason:
+            paragraphs.append(f"The headline shows: {c.association_test.reason}.")
+        return Section(f"Comparison: {title}", paragraphs=paragraphs, tables=[("", shown)])
+    key = name.removeprefix("cox_")
+    m = res.cox_models.get(key)
+    if m is not None and len(m.coefficients) == len(shown):
+        shown.insert(0, "term", [coefficient_label(r, spec.labels) for r in m.coefficients])
+    title = m.label if m and m.label else key
+    return Section(f"Cox model: {title}", tables=[("", shown)])
+
+
 def _flag_sections(title: str, flags: list[Flag]) -> list[Section]:
     """One section per flagged report section, listing every reason given for it."""
     by_section: dict[str, list[str]] = {}
@@ -554,7 +584,7 @@ def write_outputs(
         )
     for name, table in result.tables.items():
         if name.startswith(("comparison_", "cox_")):
-            sections.append(Section(name.replace("_", " ").capitalize(), tables=[("", table)]))
+            sections.append(_detail_section(spec, res, name, table))
     sections += _flag_sections("Warning", res.warnings)
     sections += _flag_sections("Not estimable", res.not_estimable)
     if res.data_quality is not None:
