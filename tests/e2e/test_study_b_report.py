@@ -44,14 +44,18 @@ def test_every_hazard_ratio_names_its_reference(demo_run: DemoRun) -> None:
             assert c["reference"] is not None and c["level"] is not None, c
     variables = {c["variable"] for c in model["coefficients"]}
     assert {"salvage_targeted", "relapse_site", "cd19_status", "age_at_relapse"} <= variables
-    assert {"bcr_abl1_positive", "prior_hsct", "months_cart_to_relapse"} <= variables
+    assert {"bcr_abl1_positive", "prior_hsct", "days_cart_to_relapse"} <= variables
+    per_month = next(c for c in model["coefficients"] if c["variable"] == "days_cart_to_relapse")
+    assert per_month["scale"] == 30.4375
     targeted = next(c for c in model["coefficients"] if c["variable"] == "salvage_targeted")
     assert (targeted["level"], targeted["reference"]) == ("0", "1")  # inverted contrast
     text = _text(demo_run)
     rows = [r for r in results["headline"] if r["result"].startswith("Multivariable Cox")]
     assert len(rows) == len(model["coefficients"])
     for row in rows:
-        assert "(reference)" in row["result"] or "per unit increase" in row["result"], row
+        assert "(reference)" in row["result"] or re.search(
+            r"per ([\d.]+-)?unit increase", row["result"]
+        ), row
         assert row["result"] in text
     assert "Salvage: chemotherapy vs targeted (reference)" in text
 

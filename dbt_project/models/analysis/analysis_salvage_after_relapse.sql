@@ -49,10 +49,6 @@ final as (
             {{ day_number('salvage.relapse_date') }} - {{ day_number('salvage.cart_date') }}
             as integer
         ) as days_cart_to_relapse,
-        cast(
-            ({{ day_number('salvage.relapse_date') }} - {{ day_number('salvage.cart_date') }})
-            / 30.4375 as double precision
-        ) as months_cart_to_relapse,
         cast(salvage.cd19_status as {{ dbt.type_string() }}) as cd19_status,
         cast(salvage.bcr_abl1_positive as integer) as bcr_abl1_positive,
         cast(salvage.prior_hsct as integer) as prior_hsct,

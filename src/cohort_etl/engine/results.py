@@ -350,6 +350,8 @@ class Coefficient(ResultModel):
     kind: Literal["numeric", "binary", "categorical"] | None = None
     level: str | None = None
     reference: str | None = None
+    #: a numeric covariate divided by this before fitting (the HR is per this many units)
+    scale: float | None = None
     coef: Num
     hr: Num
     se: Num

@@ -692,7 +692,9 @@ class Study:
         data = among(o, data).reset_index(drop=True)
         times = time_to_event(data, o, self.cutoff)
         keep = ~times.bad & data[m.covariates].notna().all(axis=1).to_numpy()
-        part = data.loc[keep]
+        part = data.loc[keep].copy()
+        for col, factor in m.scale.items():
+            part[col] = pd.to_numeric(part[col]) / factor
         template = reference_levels(part, m)
         design = build_design(
             part, list(m.covariates), categorical=list(template), template=list(template.values())
@@ -701,6 +703,9 @@ class Study:
         fit = CoxPH().fit(times.time[keep], times.event[keep], x)
         r = fit.result_
         coefficients = CoxModelResult.coefficients_of(r, design.covariates)
+        for row in coefficients:
+            if row.variable in m.scale:
+                row.scale = m.scale[row.variable]
         self.out.results.cox_models[m.name] = CoxModelResult(
             label=m.label,
             outcome=m.outcome,

@@ -216,7 +216,9 @@ def coefficient_label(row: Any, labels: Mapping[str, str] | None = None) -> str:
     variable = getattr(row, "variable", None) or row.covariate
     level, reference = getattr(row, "level", None), getattr(row, "reference", None)
     if level is None or reference is None:
-        return f"{label(variable, labels)}, per unit increase"
+        scale = getattr(row, "scale", None)
+        per = "unit" if scale is None else f"{scale:g}-unit"
+        return f"{label(variable, labels)}, per {per} increase"
     lab = dict(labels or {})
     if getattr(row, "kind", None) == "binary":  # a 0/1 column: yes vs no unless labelled
         this = lab.get(f"{variable}.{level}", "yes" if level == "1" else "no")

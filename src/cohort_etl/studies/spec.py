@@ -236,6 +236,9 @@ class CoxModel(_Strict):
     label: str = ""
     categorical: list[str] = Field(default_factory=list)
     reference: dict[str, str] = Field(default_factory=dict)
+    #: numeric covariates divided by this before fitting (HR per that many units), e.g.
+    #: ``{days_cart_to_relapse: 30.4375}`` for an HR per month
+    scale: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("reference", mode="before")
     @classmethod
@@ -247,7 +250,11 @@ class CoxModel(_Strict):
 
     @model_validator(mode="after")
     def _known(self) -> CoxModel:
-        stray = sorted((set(self.categorical) | set(self.reference)) - set(self.covariates))
+        stray = sorted(
+            (set(self.categorical) | set(self.reference) | set(self.scale)) - set(self.covariates)
+        )
+        if any(v <= 0 for v in self.scale.values()):
+            raise ValueError("scale factors must be > 0")
         if stray:
             raise ValueError(
                 f"categorical / reference name columns that are not covariates: {stray}"
