@@ -61,7 +61,7 @@ from cohort_etl.engine.results import (
 from cohort_etl.engine.times import binary_outcome, check_ready_columns, dates, time_to_event
 from cohort_etl.errors import CohortEtlError, SpecError
 from cohort_etl.matching.arms import TREAT, match_arms
-from cohort_etl.matching.design import CovariateInfo
+from cohort_etl.matching.design import CovariateInfo, Design
 from cohort_etl.outcomes.binary import (
     association_test,
     chi_square_test,
@@ -684,23 +684,14 @@ class Study:
 
     # -- multivariable Cox -----------------------------------------------------------------
     def _cox_model(self, m: CoxModel, data: pd.DataFrame) -> None:
-        from cohort_etl.matching.design import build_design
-
         o = self.spec.outcome(m.outcome)
         if not isinstance(o, TimeToEvent):
             raise SpecError(f"cox model {m.name!r}: outcome {o.name!r} is not time-to-event")
-        data = among(o, data).reset_index(drop=True)
-        times = time_to_event(data, o, self.cutoff)
-        keep = ~times.bad & data[m.covariates].notna().all(axis=1).to_numpy()
-        part = data.loc[keep].copy()
-        for col, factor in m.scale.items():
-            part[col] = pd.to_numeric(part[col]) / factor
-        template = reference_levels(part, m)
-        design = build_design(
-            part, list(m.covariates), categorical=list(template), template=list(template.values())
-        )
-        x = pd.DataFrame(design.matrix, columns=design.columns)
-        fit = CoxPH().fit(times.time[keep], times.event[keep], x)
+        cm = cox_model_data(m, o, data, self.cutoff)
+        keep = cm.keep
+        x = pd.DataFrame(cm.design.matrix, columns=cm.design.columns)
+        fit = CoxPH().fit(cm.time, cm.event, x)
+        design = cm.design
         r = fit.result_
         coefficients = CoxModelResult.coefficients_of(r, design.covariates)
         for row in coefficients:
@@ -830,6 +821,37 @@ class Study:
         ]
         if horizons:
             self.out.tables["km_at_horizons"] = pd.DataFrame(horizons)
+
+
+@dataclass
+class CoxModelData:
+    """What a multivariable Cox model is fitted on: the design (reference levels and
+    scales of the spec applied), times and events of the rows kept, and which rows of the
+    outcome's population were kept (complete covariates, a valid time)."""
+
+    design: Design
+    time: np.ndarray
+    event: np.ndarray
+    keep: np.ndarray
+
+
+def cox_model_data(
+    m: CoxModel, o: TimeToEvent, data: pd.DataFrame, cutoff: pd.Timestamp | None
+) -> CoxModelData:
+    """The fitting data of Cox model ``m`` (the engine's; the network's refit uses it too)."""
+    from cohort_etl.matching.design import build_design
+
+    data = among(o, data).reset_index(drop=True)
+    times = time_to_event(data, o, cutoff)
+    keep = ~times.bad & data[m.covariates].notna().all(axis=1).to_numpy()
+    part = data.loc[keep].copy()
+    for col, factor in m.scale.items():
+        part[col] = pd.to_numeric(part[col]) / factor
+    template = reference_levels(part, m)
+    design = build_design(
+        part, list(m.covariates), categorical=list(template), template=list(template.values())
+    )
+    return CoxModelData(design, times.time[keep], times.event[keep], keep)
 
 
 def among(o: TimeToEvent | Binary, data: pd.DataFrame) -> pd.DataFrame:

@@ -224,8 +224,8 @@ def site_from_study_dir(
     study_dir: Path, net: Network
 ) -> tuple[SiteData, StudyInfo, dict[str, Any], list[str]]:
     """SiteData, study info, provenance and attrition rule names of a study folder."""
+    from cohort_etl.engine.study import cox_model_data
     from cohort_etl.engine.times import time_to_event
-    from cohort_etl.matching.design import build_design
     from cohort_etl.studies.spec import TimeToEvent, load_spec
 
     study_dir = Path(study_dir)
@@ -303,12 +303,9 @@ def site_from_study_dir(
             site.not_exported.append({"section": f"cox_model:{m.name}", "reason": "no "
                                       "analysis dataset or result"})  # fmt: skip
             continue
-        times = time_to_event(dataset, o, cutoff)
-        t, e = times.time, times.event
-        keep = ~times.bad & dataset[m.covariates].notna().all(axis=1).to_numpy()
-        design = build_design(dataset.loc[keep], list(m.covariates))
-        cols = [str(c) for c in design.columns]
-        data = pd.DataFrame(design.matrix, columns=cols).assign(time=t[keep], event=e[keep])
+        cm = cox_model_data(m, o, dataset, cutoff)  # the engine's design (references, scales)
+        cols = [str(c) for c in cm.design.columns]
+        data = pd.DataFrame(cm.design.matrix, columns=cols).assign(time=cm.time, event=cm.event)
         if _refits(data, cols, want):
             site.cox.extend(CoxAnalysis(f"cox_model:{m.name}:{c}", m.outcome, data, cols, c)
                             for c in cols)  # fmt: skip
