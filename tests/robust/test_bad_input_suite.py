@@ -465,7 +465,7 @@ CASES: list[Case] = [
         "spec unknown field",
         lambda c: run_specs(c.spec(lambda t: t + "colour: red\n")),
         6,
-        "line 110: colour: Extra inputs are not permitted",
+        "line 122: colour: Extra inputs are not permitted",
     ),
     Case(
         "spec missing title",
