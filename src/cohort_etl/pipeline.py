@@ -304,7 +304,19 @@ def _run_study(
         result.results.data_quality = DataQuality.from_report(quality)
     # the study's folder is replaced as a whole: nothing of an earlier run survives, and a
     # run killed mid-write leaves the previous folder as it was
+    truth = read_truth(profile) if spec.target_trial is not None else None
     final = out_root / spec.name
     with replaced_folder(final) as tmp:
-        paths = write_outputs(spec, result, tmp, manifest, analysis_dataset=data)
+        paths = write_outputs(spec, result, tmp, manifest, analysis_dataset=data, truth=truth)
     return moved(paths, tmp, final), result.results
+
+
+def read_truth(profile: NamedProfile) -> dict[str, str] | None:
+    """The synthetic generator's ``parameters`` table (name -> value), if the profile's
+    truth schema has one (demo / synthetic CDMs only); else None."""
+    schema = profile.settings.truth_schema
+    with connected(profile) as db:
+        if "parameters" not in db.tables(schema):
+            return None
+        frame = db.query_df(f"select name, value from {db.table_ref(schema, 'parameters')}")
+    return dict(zip(frame["name"].astype(str), frame["value"].astype(str), strict=True))

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cohort_etl.diagnostics.results import DiagnosticsResult, FineGrayResult, PhTest, RmstResult
+from cohort_etl.designs.section import TargetTrialSection
 from cohort_etl.errors import InputDataError
 from cohort_etl.matching.design import CovariateInfo
 from cohort_etl.outcomes.binary import Estimate as _Estimate
@@ -463,6 +464,8 @@ class CohortCounts(ResultModel):
     excluded_by_include: int = 0
     n_after_cutoff: int
     excluded_index_after_cutoff: int
+    #: index later than the cut-off minus ``complete_window_days`` (spec option)
+    excluded_incomplete_window: int = 0
     arms_before_matching: dict[str, int] | None = None
 
 
@@ -553,6 +556,8 @@ class StudyResults(ResultModel):
     sensitivity: dict[str, SensitivityResult] = Field(default_factory=dict)
     #: pass/fail diagnostics, negative/positive controls, empirical calibration
     diagnostics: DiagnosticsResult | None = None
+    #: the target-trial emulation (docs/target_trial.md), when the spec asks for it
+    target_trial: TargetTrialSection | None = None
     headline: list[HeadlineRow] = Field(default_factory=list)
     not_estimable: list[Flag] = Field(default_factory=list)
     warnings: list[Flag] = Field(default_factory=list)

@@ -123,6 +123,9 @@ class StudyOutput:
     matched_data: pd.DataFrame | None = None
     #: the compared rows before matching (arm in TREAT), for Table 1
     compared: pd.DataFrame | None = None
+    #: target-trial strategy curves and numbers at risk (report), when the spec has one
+    target_trial_curves: dict[str, dict[str, list[float]]] | None = None
+    target_trial_at_risk: dict[str, list[int]] | None = None
 
 
 class _Empty(CohortEtlError):
@@ -213,11 +216,16 @@ class Study:
             }
             for col in sorted(starts):
                 data = data[dates(data, col) <= self.cutoff]
+        after_cutoff = len(data)
+        incomplete = 0
+        if self.cutoff is not None and spec.complete_window_days is not None:
+            data, incomplete = self._complete_window(data, spec.complete_window_days)
         results.cohort = CohortCounts(
             n_input=before,
             excluded_by_include=before - included,
-            n_after_cutoff=len(data),
-            excluded_index_after_cutoff=included - len(data),
+            n_after_cutoff=after_cutoff,
+            excluded_index_after_cutoff=included - after_cutoff,
+            excluded_incomplete_window=incomplete,
         )
         for o in spec.outcomes:
             check_ready_columns(o, data)
@@ -246,8 +254,43 @@ class Study:
             self._guarded(f"cox:{m.name}", self._cox_model, m, data)
         for s in spec.sensitivity:
             self._guarded(f"sensitivity:{s.kind}:{s.outcome}", self._sensitivity, s, data)
+        if spec.target_trial is not None:
+            self._guarded("target_trial", self._target_trial, spec.target_trial, data)
         self._forest()
         return self.out
+
+    def _complete_window(self, data: pd.DataFrame, days: int) -> tuple[pd.DataFrame, int]:
+        """Drop persons whose index is later than cut-off - ``days`` (an exposure window
+        that cannot be fully observed) and add the step to the attrition table."""
+        assert self.cutoff is not None
+        limit = self.cutoff - pd.Timedelta(days=days)
+        keep = pd.Series(True, index=data.index)
+        starts = {o.start for o in self.spec.outcomes if isinstance(o, TimeToEvent) and o.start}
+        for col in sorted(starts):
+            keep &= dates(data, col) <= limit
+        removed = int((~keep).sum())
+        att = self.out.tables.get("attrition")
+        if att is not None and len(att):
+            step = {
+                "rule_number": int(att["rule_number"].max()) + 1,
+                "rule": f"index date on or before the data cut-off minus {days} days "
+                "(complete exposure window)",
+                "persons_remaining": int(keep.sum()),
+                "persons_removed": removed,
+            }
+            self.out.tables["attrition"] = pd.concat([att, pd.DataFrame([step])], ignore_index=True)
+            prov = self.out.results.provenance
+            if prov is not None and prov.attrition is not None:
+                prov.attrition.append(AttritionStep.model_validate(step))
+        return data[keep], removed
+
+    def _target_trial(self, tt: Any, data: pd.DataFrame) -> None:
+        from cohort_etl.designs.section import run_section
+
+        section, curves, at_risk = run_section(tt, data)
+        self.out.results.target_trial = section
+        self.out.target_trial_curves = curves
+        self.out.target_trial_at_risk = at_risk
 
     def _guarded(
         self,
@@ -732,6 +775,10 @@ class Study:
                 res.cox = HazardRatio.of(fit.result_)
             elif s.kind == "landmark":
                 assert s.landmark_day
+                if s.event_free_date:
+                    # METHODS.md: alive AND event-free (relapse-free) at the landmark
+                    free = (dates(frame, s.event_free_date) - start).dt.days.to_numpy(float)
+                    frame = frame[~(free <= s.landmark_day)]
                 lm = landmark(
                     frame,
                     s.landmark_day,

@@ -30,6 +30,7 @@ figcaption{color:#5c6f7b;font-size:.88em}
 img{max-width:100%}
 .empty{background:#fff4e5;border-left:4px solid #e9a23b;padding:8px 12px}
 .note{color:#5c6f7b;font-size:.85em}
+.warning{background:#fdecea;border-left:5px solid #c0392b;padding:10px 14px;font-weight:600}
 """
 
 
@@ -42,6 +43,8 @@ class Section:
     tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     figures: list[tuple[str, Path]] = field(default_factory=list)
     empty_reason: str | None = None
+    #: a warning panel shown above the section's content (e.g. immortal-time bias)
+    warning: str | None = None
 
 
 @dataclass
@@ -93,6 +96,8 @@ def render(report: Report) -> str:
         if section.empty_reason:
             parts.append(f"<p class='empty'>Not shown: {html.escape(section.empty_reason)}</p>")
             continue
+        if section.warning:
+            parts.append(f"<div class='warning'>{html.escape(section.warning)}</div>")
         parts.extend(f"<p>{html.escape(p)}</p>" for p in section.paragraphs)
         for caption, path in section.figures:
             parts.append(_figure(caption, path))

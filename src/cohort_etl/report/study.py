@@ -25,6 +25,7 @@ from cohort_etl.engine.results import (
     StudyResults,
     TimeToEventResult,
 )
+from cohort_etl.designs import report as ttr
 from cohort_etl.engine.study import StudyOutput, empty_results
 from cohort_etl.matching.arms import TREAT
 from cohort_etl.outcomes.summary import RESULT_FLOAT_FORMAT
@@ -511,11 +512,14 @@ def write_outputs(
     out_dir: Path,
     manifest: dict[str, Any],
     analysis_dataset: pd.DataFrame | None = None,
+    truth: dict[str, str] | None = None,
 ) -> dict[str, Path]:
     """Write everything for one study into ``out_dir``; return the paths written.
 
     ``analysis_dataset`` (the rows the engine read; ``run`` passes the mart) is written
     as analysis_dataset.csv so that ``cohort-etl analyze`` can rerun the study on it.
+    ``truth`` (the synthetic generator's ``synthetic_truth.parameters``) adds the
+    target trial's "estimate vs known truth" table.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     tables_dir = out_dir / "tables"
@@ -524,7 +528,11 @@ def write_outputs(
     fig_dir.mkdir(exist_ok=True)
     paths: dict[str, Path] = {}
     res = result.results
-    res.headline = [HeadlineRow(result=k, estimate=v) for k, v in headline(spec, res)]
+    published_lines = headline(spec, res)
+    lead: list[tuple[str, str]] = []
+    if res.target_trial is not None:
+        lead = ttr.headline_rows(res.target_trial) + [_published_summary(res)]
+    res.headline = [HeadlineRow(result=k, estimate=v) for k, v in lead + published_lines]
     paths["results"] = res.write(out_dir / "results.json")
     for name, table in result.tables.items():
         path = tables_dir / f"{name}.csv"
@@ -542,7 +550,32 @@ def write_outputs(
 
     sections: list[Section] = []
     km_sections = _km_sections(spec, result, fig_dir, paths)
-    sections.extend(km_sections[:1])  # the primary outcome's curves right below the headline
+    tt = res.target_trial
+    if tt is not None and result.target_trial_curves and result.target_trial_at_risk:
+        # the strategy question's answer first; the published design after it, warned
+        tt_spec = spec.target_trial
+        assert tt_spec is not None
+        risk_times = tt_spec.risk_times_days or [0, *tt_spec.horizons_days]
+        tt_sections, fig = ttr.sections(
+            tt,
+            result.target_trial_curves,
+            result.target_trial_at_risk,
+            risk_times,
+            fig_dir,
+            spec.min_cell_count,
+            truth,
+        )
+        paths["figure:target_trial_os"] = fig
+        sections.extend(tt_sections)
+        published, warning = ttr.published_section(tt, published_lines)
+        published.warning = warning
+        if km_sections:
+            published.figures.extend(km_sections[0].figures)
+        sections.append(published)
+        landmark = ttr.landmark_section(tt)
+    else:
+        landmark = None
+        sections.extend(km_sections[:1])  # the primary outcome's curves below the headline
     if "attrition" in result.tables:
         att = attrition_labels(result.tables["attrition"])
         fig = figures.attrition_flow(att, fig_dir / "attrition.png", title="Cohort attrition")
@@ -573,6 +606,8 @@ def write_outputs(
     if t1_section is not None:
         sections.append(t1_section)
     sections.extend(km_sections[1:])
+    if landmark is not None:
+        sections.append(landmark)
     if result.forest is not None:
         fig = figures.forest_plot(result.forest, fig_dir / "forest.png")
         sections.append(
@@ -593,7 +628,7 @@ def write_outputs(
     report = Report(
         title=res.title,
         subtitle=_subtitle(spec, manifest),
-        headline=[(r.result, r.estimate) for r in res.headline],
+        headline=lead or published_lines,
         sections=sections,
         footer=f"cohort-etl {manifest.get('package_version', '')}; git {manifest.get('git_revision', '')}",
     )
@@ -643,6 +678,25 @@ def data_quality_section(dq: Any) -> Section:
             ("Rows of each CDM table the staging cleaning rules drop or repair", cleaning)
         )
     return Section("Data quality", paragraphs=paragraphs, tables=tables)
+
+
+def _published_summary(res: StudyResults) -> tuple[str, str]:
+    """One headline row pointing to the published design's (biased) hazard ratio."""
+    hr = next(
+        (
+            o.cox
+            for o in res.outcomes.values()
+            if isinstance(o, TimeToEventResult) and o.cox is not None and o.cox.estimable
+        ),
+        None,
+    )
+    text = "see below"
+    if hr is not None:
+        text = f"HR = {_num(hr.hr)} ({_num(hr.lower)}–{_num(hr.upper)})"
+    return (
+        "As published (TriNetX design)",
+        f"{text}: biased by immortal time; see the warning below, do not use as the effect",
+    )
 
 
 def _subtitle(spec: StudySpec, manifest: dict[str, Any]) -> str:

@@ -32,6 +32,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cohort_etl.diagnostics.spec import DiagnosticsSpec
+from cohort_etl.designs.section import TargetTrialSpec
 from cohort_etl.specfile import load_yaml_spec
 
 #: an arm value as written in YAML (compared with the data column as text)
@@ -205,6 +206,9 @@ class Sensitivity(_Strict):
     exposure_date: str | None = None
     #: baseline covariates to adjust the Cox model for (categorical ones expanded)
     adjust_for: list[str] = Field(default_factory=list)
+    #: landmark only: the population must also be free of this event (e.g. relapse_date)
+    #: at the landmark, as METHODS.md defines the landmark population
+    event_free_date: str | None = None
 
     @model_validator(mode="after")
     def _needs(self) -> Sensitivity:
@@ -220,6 +224,7 @@ class Sensitivity(_Strict):
         return (
             f"{self.kind}_{self.outcome}"
             + (f"_day{self.landmark_day}" if self.landmark_day else "")
+            + ("_event_free" if self.event_free_date else "")
             + ("_adjusted" if self.adjust_for else "")
         )
 
@@ -300,6 +305,11 @@ class StudySpec(_Strict):
     labels: dict[str, str] = Field(default_factory=dict)
     #: Table 1 of a study without arms (a study with arms has the matching Table 1)
     table_one: TableOne | None = None
+    #: target-trial emulation of the strategy question (docs/target_trial.md)
+    target_trial: TargetTrialSpec | None = None
+    #: exclude persons whose index date (the outcomes' ``start``) is later than the data
+    #: cut-off minus this many days: their exposure window is not fully observable
+    complete_window_days: int | None = Field(None, gt=0)
     #: administrative censoring date of date-based outcomes (required when there are any)
     data_cutoff: dt.date | None = None
     min_cell_count: int = Field(5, ge=0)
@@ -353,6 +363,8 @@ class StudySpec(_Strict):
                     f"diagnostics need arms and a time-to-event outcome given as dates "
                     f"(start / event_date / censor_date); {target!r} is not"
                 )
+        if self.complete_window_days is not None and self.data_cutoff is None:
+            raise ValueError("complete_window_days needs data_cutoff")
         stray = sorted(set(self.categorical) - set(self.covariates))
         if stray:
             raise ValueError(f"categorical lists columns that are not covariates: {stray}")
@@ -384,7 +396,9 @@ class StudySpec(_Strict):
         if self.table_one is not None:
             cols += self.table_one.covariates + ([self.table_one.by] if self.table_one.by else [])
         for s in self.sensitivity:
-            cols += [c for c in (s.exposure_date, *s.adjust_for) if c]
+            cols += [c for c in (s.exposure_date, s.event_free_date, *s.adjust_for) if c]
+        if self.target_trial is not None:
+            cols += self.target_trial.columns()
         return list(dict.fromkeys(cols))
 
 
