@@ -21,8 +21,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cohort_etl.diagnostics.results import DiagnosticsResult, FineGrayResult, PhTest, RmstResult
 from cohort_etl.designs.section import TargetTrialSection
+from cohort_etl.diagnostics.results import DiagnosticsResult, FineGrayResult, PhTest, RmstResult
 from cohort_etl.errors import InputDataError
 from cohort_etl.matching.design import CovariateInfo
 from cohort_etl.outcomes.binary import Estimate as _Estimate

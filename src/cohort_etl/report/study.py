@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cohort_etl.designs import report as ttr
 from cohort_etl.diagnostics import report as diag_report
 from cohort_etl.engine.results import (
     ArmSurvival,
@@ -25,7 +26,6 @@ from cohort_etl.engine.results import (
     StudyResults,
     TimeToEventResult,
 )
-from cohort_etl.designs import report as ttr
 from cohort_etl.engine.study import StudyOutput, empty_results
 from cohort_etl.matching.arms import TREAT
 from cohort_etl.outcomes.summary import RESULT_FLOAT_FORMAT

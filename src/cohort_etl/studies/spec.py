@@ -31,8 +31,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cohort_etl.diagnostics.spec import DiagnosticsSpec
 from cohort_etl.designs.section import TargetTrialSpec
+from cohort_etl.diagnostics.spec import DiagnosticsSpec
 from cohort_etl.specfile import load_yaml_spec
 
 #: an arm value as written in YAML (compared with the data column as text)
