@@ -284,7 +284,7 @@ def run_section(
         hr_lower=_num(res.hr_lower),
         hr_upper=_num(res.hr_upper),
         ci_method=(
-            f"percentile bootstrap over persons ({res.n_boot} replicates)"
+            f"percentile bootstrap over persons, {res.n_boot} replicates"
             if res.ci_method == "bootstrap"
             else "person-clustered robust variance (weights treated as known)"
         ),
