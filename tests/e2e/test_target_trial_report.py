@@ -40,10 +40,11 @@ def test_report_text_leads_with_the_target_trial(demo_run: DemoRun) -> None:
     assert "Question (target-trial emulation)" in first_rows
     assert "5-year overall survival, difference (target trial)" in first_rows
     assert "Hazard ratio of death (target trial)" in first_rows
-    i_tt = text.index("Target-trial emulation:")
-    i_pub = text.index("As published (TriNetX design)")
-    i_warn = text.index("Immortal-time bias")
-    i_lm = text.index("Landmark analyses")
+    # section order: the emulation, then the published design with its warning panel
+    i_tt = body.index("<h2>Target-trial emulation:")
+    i_pub = body.index("<h2>As published (TriNetX design)</h2>")
+    i_warn = body.index("<div class='warning'>Immortal-time bias")
+    i_lm = body.index("<h2>Landmark analyses")
     assert i_tt < i_pub < i_warn < i_lm
     assert "Estimate vs known truth (synthetic data)" in text
     assert "class='warning'" in body or 'class="warning"' in body
