@@ -25,6 +25,15 @@ from tests.quality.conftest import materialize
 from cohort_etl.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the line of study A's data_cutoff (the spec grows; the message must name this line)
+_CUTOFF_LINE = next(
+    i
+    for i, line in enumerate(
+        (ROOT / "studies" / "hsct_after_cart.yaml").read_text().splitlines(), 1
+    )
+    if line.startswith("data_cutoff:")
+)
+_SPEC_LINES = len((ROOT / "studies" / "hsct_after_cart.yaml").read_text().splitlines())
 
 
 @dataclass
@@ -447,7 +456,7 @@ CASES: list[Case] = [
             c.spec(lambda t: t.replace("data_cutoff: 2025-06-30", "data_cutoff: 2025-13-01"))
         ),
         6,
-        "hsct_after_cart.yaml: line 108: data_cutoff: Input should be a valid date",
+        f"hsct_after_cart.yaml: line {_CUTOFF_LINE}: data_cutoff: Input should be a valid date",
     ),
     Case(
         "spec not YAML",
@@ -465,7 +474,7 @@ CASES: list[Case] = [
         "spec unknown field",
         lambda c: run_specs(c.spec(lambda t: t + "colour: red\n")),
         6,
-        "line 122: colour: Extra inputs are not permitted",
+        f"line {_SPEC_LINES + 1}: colour: Extra inputs are not permitted",
     ),
     Case(
         "spec missing title",
