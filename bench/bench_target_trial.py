@@ -34,10 +34,13 @@ if n:
     rng = np.random.default_rng(20261130)
     frame = frame.iloc[rng.integers(0, len(frame), n)].reset_index(drop=True)
     shift = pd.to_timedelta(rng.integers(0, 4, n), unit="D")
-    for col in ("hsct_date", "relapse_date", "death_date", "end_of_followup_date"):
+    for col in ("hsct_date", "allo_hsct_any_date", "relapse_date", "death_date",
+                "end_of_followup_date"):
         frame[col] = pd.to_datetime(frame[col]) + shift
     frame["person_id"] = np.arange(1, n + 1)
-data = clone_data_from_frame(frame, covariates=TT_COVARIATES)
+data = clone_data_from_frame(
+    frame, exposure_any_col="allo_hsct_any_date", covariates=TT_COVARIATES
+)
 t0 = time.perf_counter()
 res = run_target_trial(data, TargetTrialOptions(n_boot={n_boot}))
 __extra['fit_seconds'] = time.perf_counter() - t0
