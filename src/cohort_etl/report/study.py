@@ -531,7 +531,7 @@ def write_outputs(
     published_lines = headline(spec, res)
     lead: list[tuple[str, str]] = []
     if res.target_trial is not None:
-        lead = ttr.headline_rows(res.target_trial) + [_published_summary(res)]
+        lead = ttr.headline_rows(res.target_trial) + [_published_summary(res, published_lines)]
     res.headline = [HeadlineRow(result=k, estimate=v) for k, v in lead + published_lines]
     paths["results"] = res.write(out_dir / "results.json")
     for name, table in result.tables.items():
@@ -680,8 +680,11 @@ def data_quality_section(dq: Any) -> Section:
     return Section("Data quality", paragraphs=paragraphs, tables=tables)
 
 
-def _published_summary(res: StudyResults) -> tuple[str, str]:
-    """One headline row pointing to the published design's (biased) hazard ratio."""
+def _published_summary(
+    res: StudyResults, published_lines: list[tuple[str, str]]
+) -> tuple[str, str]:
+    """One headline row pointing to the published design's (biased) hazard ratio, with
+    the diagnostics verdict when its headline line carries one."""
     hr = next(
         (
             o.cox
@@ -693,9 +696,14 @@ def _published_summary(res: StudyResults) -> tuple[str, str]:
     text = "see below"
     if hr is not None:
         text = f"HR = {_num(hr.hr)} ({_num(hr.lower)}–{_num(hr.upper)})"
+    verdict = next(
+        (v[v.index("FAILS DIAGNOSTICS") :] for _, v in published_lines if "FAILS DIAGNOSTICS" in v),
+        None,
+    )
     return (
         "As published (TriNetX design)",
-        f"{text}: biased by immortal time; see the warning below, do not use as the effect",
+        f"{text}: biased by immortal time; see the warning below, do not use as the effect"
+        + (f" — {verdict}" if verdict else ""),
     )
 
 
