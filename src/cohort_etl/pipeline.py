@@ -284,7 +284,11 @@ def _run_study(
         raise SpecError(f"{path}: study {spec.name!r} names no mart (mart: ...) for cohort-etl run")
     data, attrition = read_mart(profile, spec.mart)
     data = add_control_outcomes(profile, spec, data)
-    provenance = Provenance(door="run", source=f"mart {spec.mart}")
+    provenance = Provenance(
+        door="run",
+        source=f"mart {spec.mart}",
+        data_quality=DataQuality.from_report(quality) if quality is not None else None,
+    )
     result = Study(spec, source=f"mart {spec.mart}").run(
         data, study_attrition(spec, attrition), provenance
     )
@@ -300,8 +304,6 @@ def _run_study(
         "data_cutoff": spec.data_cutoff.isoformat() if spec.data_cutoff else None,
         "timings_seconds": dict(progress.timings),
     }
-    if quality is not None:
-        result.results.data_quality = DataQuality.from_report(quality)
     # the study's folder is replaced as a whole: nothing of an earlier run survives, and a
     # run killed mid-write leaves the previous folder as it was
     truth = read_truth(profile) if spec.target_trial is not None else None

@@ -481,16 +481,6 @@ class HeadlineRow(ResultModel):
     estimate: str
 
 
-class Provenance(ResultModel):
-    """Where the data came from: the only part that differs between the two doors
-    (``attrition`` is known only to ``run``, which reads the cohort's attrition table)."""
-
-    door: Literal["run", "analyze"]
-    source: str
-    sha256: str | None = None
-    attrition: list[AttritionStep] | None = None
-
-
 class QualityFinding(ResultModel):
     """One finding of the data-quality stage (cohort-etl check) on the source CDM."""
 
@@ -533,6 +523,18 @@ class DataQuality(ResultModel):
         )
 
 
+class Provenance(ResultModel):
+    """Where the data came from: the only part that differs between the two doors
+    (``attrition`` and ``data_quality`` are known only to ``run``, which reads the cohort's
+    attrition table and checks the source CDM before the build)."""
+
+    door: Literal["run", "analyze"]
+    source: str
+    sha256: str | None = None
+    attrition: list[AttritionStep] | None = None
+    data_quality: DataQuality | None = None
+
+
 class StudyResults(ResultModel):
     """results.json of one study (a study that could not run has ``error`` and nothing
     else but its identity and flags)."""
@@ -561,7 +563,6 @@ class StudyResults(ResultModel):
     headline: list[HeadlineRow] = Field(default_factory=list)
     not_estimable: list[Flag] = Field(default_factory=list)
     warnings: list[Flag] = Field(default_factory=list)
-    data_quality: DataQuality | None = None
 
     def write(self, path: Path) -> Path:
         text = json.dumps(self.to_json(), indent=2, sort_keys=True, allow_nan=False)

@@ -622,8 +622,8 @@ def write_outputs(
             sections.append(_detail_section(spec, res, name, table))
     sections += _flag_sections("Warning", res.warnings)
     sections += _flag_sections("Not estimable", res.not_estimable)
-    if res.data_quality is not None:
-        sections.append(data_quality_section(res.data_quality))
+    if res.provenance is not None and res.provenance.data_quality is not None:
+        sections.append(data_quality_section(res.provenance.data_quality))
 
     report = Report(
         title=res.title,
