@@ -13,7 +13,7 @@ in all; the three configurations of issue 10 took 238, 176 and 243 s.
 
 ``python -m bench configs`` runs every configuration (about 20-70 minutes on 2 cores);
 ``COHORT_ETL_BENCH_CONFIGS=0,3,7`` picks some by index. tests/robust/test_configs.py runs
-a small handful of them in the fast tier and all of them under ``-m slow``.
+a small handful of them; the full sweep is this benchmark only (too long for ``make test``).
 """
 
 from __future__ import annotations
