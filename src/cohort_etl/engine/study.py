@@ -209,12 +209,7 @@ class Study:
             include=spec.include, n_before=before, n_after=included
         )
         if self.cutoff is not None:
-            starts = {
-                o.start
-                for o in spec.outcomes
-                if isinstance(o, TimeToEvent) and o.start and not o.among
-            }
-            for col in sorted(starts):
+            for col in index_starts(spec):
                 data = data[dates(data, col) <= self.cutoff]
         after_cutoff = len(data)
         incomplete = 0
@@ -265,8 +260,7 @@ class Study:
         assert self.cutoff is not None
         limit = self.cutoff - pd.Timedelta(days=days)
         keep = pd.Series(True, index=data.index)
-        starts = {o.start for o in self.spec.outcomes if isinstance(o, TimeToEvent) and o.start}
-        for col in sorted(starts):
+        for col in index_starts(self.spec):
             keep &= dates(data, col) <= limit
         removed = int((~keep).sum())
         att = self.out.tables.get("attrition")
@@ -899,6 +893,15 @@ def cox_model_data(
         part, list(m.covariates), categorical=list(template), template=list(template.values())
     )
     return CoxModelData(design, times.time[keep], times.event[keep], keep)
+
+
+def index_starts(spec: StudySpec) -> list[str]:
+    """The start-date columns that every analysed person has (outcomes without ``among``):
+    the data cut-off and the complete-window rule apply to these; an outcome of a
+    sub-population (e.g. RFS from the CR date among responders) must not drop the others."""
+    return sorted(
+        {o.start for o in spec.outcomes if isinstance(o, TimeToEvent) and o.start and not o.among}
+    )
 
 
 def among(o: TimeToEvent | Binary, data: pd.DataFrame) -> pd.DataFrame:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
-from cohort_etl.errors import InputDataError, NotEstimable
+from cohort_etl.errors import CohortEtlError, InputDataError, NotEstimable
 from cohort_etl.network.keys import PROFILE_LOWER, PROFILE_UPPER
 from cohort_etl.outcomes.cox import _CoxEngine
 
@@ -91,6 +91,10 @@ class _Profiler:
         self.p = x.shape[1]
         self.j = j
         self.others = [k for k in range(self.p) if k != j]
+        # centred columns: the partial likelihood, score and information do not change
+        # (exp(c beta) cancels within every risk set), but exp(x beta) stays in range at
+        # the grid's ends (beta_j up to log 100 with x in years or months)
+        x = x - x.mean(axis=0)
         self.engine = (
             _CoxEngine(t, e, x, np.ones(t.shape[0]), codes, None, "efron") if self.events else None
         )
@@ -101,6 +105,16 @@ class _Profiler:
         beta[self.j] = b
         beta[self.others] = rest
         return beta
+
+    def _evaluate(self, b: float, rest: np.ndarray) -> Any:
+        """The engine at ``(b, rest)``, or None where a Newton trial step of the nuisance
+        makes the likelihood uncomputable (weights out of floating-point range)."""
+        assert self.engine is not None
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            try:
+                return self.engine.evaluate(self._beta(b, rest))
+            except (CohortEtlError, FloatingPointError, ValueError):
+                return None
 
     def at(self, b: float) -> tuple[float, float]:
         """(profile log-likelihood, its derivative) at ``beta_j = b``."""
@@ -121,15 +135,19 @@ class _Profiler:
             for _ in range(60):
                 step = np.linalg.lstsq(ev.information[np.ix_(o, o)], ev.score[o], rcond=None)[0]
                 new = rest + step
-                new_ev = self.engine.evaluate(self._beta(b, new))
+                new_ev = self._evaluate(b, new)
                 halvings = 0
-                while not (np.isfinite(new_ev.loglik) and new_ev.loglik >= ev.loglik - 1e-12):
+                while new_ev is None or not (
+                    np.isfinite(new_ev.loglik) and new_ev.loglik >= ev.loglik - 1e-12
+                ):
                     step /= 2
                     new = rest + step
-                    new_ev = self.engine.evaluate(self._beta(b, new))
+                    new_ev = self._evaluate(b, new)
                     halvings += 1
                     if halvings > 30:
                         break
+                if new_ev is None:  # no step keeps the likelihood computable: stay
+                    break
                 converged = abs(new_ev.loglik - ev.loglik) <= 1e-11 * max(1.0, abs(ev.loglik))
                 rest, ev = new, new_ev
                 if converged and float(np.max(np.abs(step))) < 1e-8:

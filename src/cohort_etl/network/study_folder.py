@@ -108,17 +108,19 @@ def analysed_rows(dataset: pd.DataFrame, spec: Any, cutoff: pd.Timestamp | None)
     """The rows the engine fits ``cox_models`` on, from ``analysis_dataset.csv``: the spec's
     ``include`` filter, index dates up to the cut-off, the two compared arms (with
     ``_treated``); the refit check confirms the result."""
+    from cohort_etl.engine.study import index_starts
     from cohort_etl.engine.times import dates
-    from cohort_etl.studies.spec import TimeToEvent
 
     data = dataset
     for column, allowed in spec.include.items():
         data = data[data[column].astype(str).isin([str(a) for a in allowed])]
     if cutoff is not None:
-        for col in sorted(
-            {o.start for o in spec.outcomes if isinstance(o, TimeToEvent) and o.start}
-        ):
+        for col in index_starts(spec):
             data = data[dates(data, col) <= cutoff]
+        if spec.complete_window_days is not None:
+            limit = cutoff - pd.Timedelta(days=spec.complete_window_days)
+            for col in index_starts(spec):
+                data = data[dates(data, col) <= limit]
     if spec.arms:
         values = data[spec.arms.column].astype(str)
         data = data[values.isin([spec.arms.treated, spec.arms.control])].copy()
