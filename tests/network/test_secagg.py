@@ -68,7 +68,8 @@ def test_transcript_holds_no_site_vector_nor_partial_sum(exported: dict[str, Any
             "schema_version", "kind", "site_id", "title", "arms", "data_cutoff_date",
             "min_cell", "round_id", "study", "interval_days", "horizon_days",
             "profile_points", "profile_bounds", "roster", "provenance", "layout",
-            "layout_sha256", "attrition_rules", "table1_kinds", "site_estimates",
+            "layout_sha256", "analysis_labels", "attrition_rules", "table1_kinds",
+            "site_estimates",
             "not_exported", "files",
         }  # fmt: skip
         comps, vals = exported["plain"][pkg.site_id]

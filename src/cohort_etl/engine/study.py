@@ -72,7 +72,7 @@ from cohort_etl.outcomes.competing import AalenJohansen
 from cohort_etl.outcomes.cox import CoxPH
 from cohort_etl.outcomes.km import KaplanMeier, median_follow_up
 from cohort_etl.outcomes.logrank import logrank_test
-from cohort_etl.outcomes.timevarying import landmark, split_at_exposure, time_varying_cox
+from cohort_etl.outcomes.timevarying import landmark, split_at_exposure
 from cohort_etl.studies.spec import (
     UNIT_DAYS,
     Binary,
@@ -188,9 +188,7 @@ class Study:
     ) -> StudyOutput:
         spec = self.spec
         check_columns(spec, data, self.source)
-        if "person_id" not in data.columns:  # a user's file: rows numbered in file order
-            data = data.assign(person_id=np.arange(1, len(data) + 1))
-        data = data.sort_values("person_id", kind="stable").reset_index(drop=True)
+        rows = study_rows(spec, data, self.cutoff)
         results = empty_results(spec, provenance=provenance)
         self.out = StudyOutput(results=results)
         self._fits: dict[str, tuple[pd.DataFrame, CoxPH | None]] = {}
@@ -201,31 +199,24 @@ class Study:
                     AttritionStep.model_validate(row) for row in attrition.to_dict(orient="records")
                 ]
 
-        before = len(data)
-        for column, allowed in spec.include.items():
-            data = data[data[column].astype(str).isin([str(a) for a in allowed])]
-        included = len(data)
         results.cohort_filter = CohortFilter(
-            include=spec.include, n_before=before, n_after=included
+            include=spec.include, n_before=rows.n_input, n_after=rows.n_included
         )
-        if self.cutoff is not None:
-            for col in index_starts(spec):
-                data = data[dates(data, col) <= self.cutoff]
-        after_cutoff = len(data)
-        incomplete = 0
-        if self.cutoff is not None and spec.complete_window_days is not None:
-            data, incomplete = self._complete_window(data, spec.complete_window_days)
+        if rows.n_incomplete is not None:
+            assert spec.complete_window_days is not None
+            self._window_step(spec.complete_window_days, rows.n_incomplete, len(rows.data))
         results.cohort = CohortCounts(
-            n_input=before,
-            excluded_by_include=before - included,
-            n_after_cutoff=after_cutoff,
-            excluded_index_after_cutoff=included - after_cutoff,
-            excluded_incomplete_window=incomplete,
+            n_input=rows.n_input,
+            excluded_by_include=rows.n_input - rows.n_included,
+            n_after_cutoff=rows.n_after_cutoff,
+            excluded_index_after_cutoff=rows.n_included - rows.n_after_cutoff,
+            excluded_incomplete_window=rows.n_incomplete or 0,
         )
+        data = rows.data
         for o in spec.outcomes:
             check_ready_columns(o, data)
         if spec.arms:
-            data = self._arms(data)
+            data = self._arms(data, rows.compared)
             self.out.compared = data
             analysis = self._match(data)
         else:
@@ -254,29 +245,21 @@ class Study:
         self._forest()
         return self.out
 
-    def _complete_window(self, data: pd.DataFrame, days: int) -> tuple[pd.DataFrame, int]:
-        """Drop persons whose index is later than cut-off - ``days`` (an exposure window
-        that cannot be fully observed) and add the step to the attrition table."""
-        assert self.cutoff is not None
-        limit = self.cutoff - pd.Timedelta(days=days)
-        keep = pd.Series(True, index=data.index)
-        for col in index_starts(self.spec):
-            keep &= dates(data, col) <= limit
-        removed = int((~keep).sum())
+    def _window_step(self, days: int, removed: int, remaining: int) -> None:
+        """The complete-window rule as the last step of the attrition table."""
         att = self.out.tables.get("attrition")
         if att is not None and len(att):
             step = {
                 "rule_number": int(att["rule_number"].max()) + 1,
                 "rule": f"index date on or before the data cut-off minus {days} days "
                 "(complete exposure window)",
-                "persons_remaining": int(keep.sum()),
+                "persons_remaining": remaining,
                 "persons_removed": removed,
             }
             self.out.tables["attrition"] = pd.concat([att, pd.DataFrame([step])], ignore_index=True)
             prov = self.out.results.provenance
             if prov is not None and prov.attrition is not None:
                 prov.attrition.append(AttritionStep.model_validate(step))
-        return data[keep], removed
 
     def _target_trial(self, tt: Any, data: pd.DataFrame) -> None:
         from cohort_etl.designs.section import run_section
@@ -299,20 +282,18 @@ class Study:
             self._not_estimable(section, str(exc))
 
     # -- arms and matching --------------------------------------------------------------
-    def _arms(self, data: pd.DataFrame) -> pd.DataFrame:
+    def _arms(self, data: pd.DataFrame, compared: pd.DataFrame) -> pd.DataFrame:
+        """The compared rows of :func:`study_rows`; records the arm sizes."""
         arms = self.spec.arms
         assert arms is not None
-        values = data[arms.column].astype(str)
-        unknown = sorted(set(values) - {arms.treated, arms.control})
+        unknown = sorted(set(data[arms.column].astype(str)) - {arms.treated, arms.control})
         if unknown:
             log.info("%s: rows with arm values %s are not compared", self.spec.name, unknown)
-        data = data[values.isin([arms.treated, arms.control])].copy()
-        data[TREAT] = (data[arms.column].astype(str) == arms.treated).astype(int)
         assert self.out.results.cohort is not None
         self.out.results.cohort.arms_before_matching = {
-            self._arm_label(v): int((data[TREAT] == v).sum()) for v in (1, 0)
+            self._arm_label(v): int((compared[TREAT] == v).sum()) for v in (1, 0)
         }
-        return data.reset_index(drop=True)
+        return compared
 
     def _usable_covariates(self, data: pd.DataFrame) -> list[str]:
         """The spec's covariates less those constant or all missing in the compared
@@ -752,74 +733,20 @@ class Study:
         o = self.spec.outcome(s.outcome)
         if not isinstance(o, TimeToEvent):
             raise SpecError(f"sensitivity {s.kind}: outcome {o.name!r} is not time-to-event")
-        times = time_to_event(data, o, self.cutoff)
-        ok = ~times.bad
-        frame = data.loc[ok].assign(_time=times.time[ok], _event=times.event[ok])
+        sd = sensitivity_data(s, o, data, self.cutoff)
         res = SensitivityResult(kind=s.kind, outcome=s.outcome, adjusted_for=list(s.adjust_for))
-        if s.kind == "unmatched":
-            fit = CoxPH().fit(frame["_time"], frame["_event"], self._design(frame, TREAT, s))
-            res.cox = HazardRatio.of(fit.result_)
-        else:
-            assert o.start and s.exposure_date
-            start = dates(frame, o.start)
-            exp_days = (dates(frame, s.exposure_date) - start).dt.days.to_numpy(dtype=float)
-            frame = frame.assign(_exposure=exp_days, _ever=np.isfinite(exp_days).astype(int))
-            if s.kind == "naive_ever_treated":
-                fit = CoxPH().fit(frame["_time"], frame["_event"], self._design(frame, "_ever", s))
-                res.cox = HazardRatio.of(fit.result_)
-            elif s.kind == "landmark":
-                assert s.landmark_day
-                if s.event_free_date:
-                    # METHODS.md: alive AND event-free (relapse-free) at the landmark
-                    free = (dates(frame, s.event_free_date) - start).dt.days.to_numpy(float)
-                    frame = frame[~(free <= s.landmark_day)]
-                lm = landmark(
-                    frame,
-                    s.landmark_day,
-                    time_col="_time",
-                    event_col="_event",
-                    exposure_time_col="_exposure",
-                )
-                n1 = int(lm["exposed"].sum())
-                res.landmark_day, res.n, res.n_exposed = s.landmark_day, len(lm), n1
-                if n1 == 0 or n1 == len(lm):
-                    raise _Empty(f"landmark day {s.landmark_day}: one group is empty")
-                fit = CoxPH().fit(lm["_time"], lm["_event"], self._design(lm, "exposed", s))
-                res.cox = HazardRatio.of(fit.result_)
-                res.logrank_p = logrank_test(lm["_time"], lm["_event"], lm["exposed"]).p_value
-            elif s.kind == "time_varying":
-                frame = frame.assign(_time=np.maximum(frame["_time"], 0.5)).reset_index(drop=True)
-                adjust = self._design(frame, "_time", s).drop(columns="_time")
-                adjust.columns = [f"_adj_{c}" for c in adjust.columns]
-                frame = pd.concat([frame, adjust], axis=1)
-                split = split_at_exposure(
-                    frame,
-                    id_col="person_id",
-                    time_col="_time",
-                    event_col="_event",
-                    exposure_time_col="_exposure",
-                    keep=list(adjust.columns),
-                )
-                fit = time_varying_cox(
-                    split,
-                    id_col="person_id",
-                    event_col="_event",
-                    covariates=("exposed", *adjust.columns),
-                )
-                res.cox = HazardRatio.of(fit.result_)
-                res.n_rows = len(split)
+        if s.kind == "landmark":
+            n1 = int(sd.X.iloc[:, 0].sum())
+            res.landmark_day, res.n, res.n_exposed = s.landmark_day, len(sd.X), n1
+            if n1 == 0 or n1 == len(sd.X):
+                raise _Empty(f"landmark day {s.landmark_day}: one group is empty")
+        fit = CoxPH().fit(sd.time, sd.event, sd.X, entry=sd.entry, cluster=sd.cluster)
+        res.cox = HazardRatio.of(fit.result_)
+        if s.kind == "landmark":
+            res.logrank_p = logrank_test(sd.time, sd.event, sd.X.iloc[:, 0]).p_value
+        elif s.kind == "time_varying":
+            res.n_rows = len(sd.X)
         self.out.results.sensitivity[s.key] = res
-
-    @staticmethod
-    def _design(frame: pd.DataFrame, exposure: str, s: Sensitivity) -> pd.DataFrame:
-        """The exposure first, then the adjustment covariates (categorical expanded)."""
-        from cohort_etl.matching.design import build_design
-
-        x = frame[[exposure]].astype(float).reset_index(drop=True)
-        if not s.adjust_for:
-            return x
-        design = build_design(frame, list(s.adjust_for))
-        return pd.concat([x, pd.DataFrame(design.matrix, columns=design.columns)], axis=1)
 
     def _forest(self) -> None:
         """Hazard ratios of every arm comparison (forest plot + hazard_ratios.csv) and the
@@ -862,6 +789,135 @@ class Study:
         ]
         if horizons:
             self.out.tables["km_at_horizons"] = pd.DataFrame(horizons)
+
+
+@dataclass
+class Rows:
+    """A study's rows at the engine's selection steps (:func:`study_rows`)."""
+
+    #: after the spec's ``include``, index dates up to the cut-off and the complete-window
+    #: rule, sorted by person_id (numbered in file order when the data have none)
+    data: pd.DataFrame
+    #: the rows of the two compared arms with ``_treated`` (``data`` without arms)
+    compared: pd.DataFrame
+    n_input: int
+    n_included: int
+    n_after_cutoff: int
+    #: removed by the complete-window rule (None when the rule does not apply)
+    n_incomplete: int | None
+
+
+def study_rows(spec: StudySpec, data: pd.DataFrame, cutoff: pd.Timestamp | None) -> Rows:
+    """The engine's row selection (``Study.run`` and the network's export use it)."""
+    if "person_id" not in data.columns:  # a user's file: rows numbered in file order
+        data = data.assign(person_id=np.arange(1, len(data) + 1))
+    data = data.sort_values("person_id", kind="stable").reset_index(drop=True)
+    n_input = len(data)
+    for column, allowed in spec.include.items():
+        data = data[data[column].astype(str).isin([str(a) for a in allowed])]
+    n_included = len(data)
+    if cutoff is not None:
+        for col in index_starts(spec):
+            data = data[dates(data, col) <= cutoff]
+    n_after_cutoff = len(data)
+    incomplete = None
+    if cutoff is not None and spec.complete_window_days is not None:
+        # an exposure window that cannot be fully observed: index later than cut-off - days
+        limit = cutoff - pd.Timedelta(days=spec.complete_window_days)
+        keep = pd.Series(True, index=data.index)
+        for col in index_starts(spec):
+            keep &= dates(data, col) <= limit
+        incomplete = int((~keep).sum())
+        data = data[keep]
+    compared = data
+    if spec.arms:
+        arms = spec.arms
+        values = data[arms.column].astype(str)
+        compared = data[values.isin([arms.treated, arms.control])].copy()
+        compared[TREAT] = (compared[arms.column].astype(str) == arms.treated).astype(int)
+        compared = compared.reset_index(drop=True)
+    return Rows(data, compared, n_input, n_included, n_after_cutoff, incomplete)
+
+
+@dataclass
+class SensitivityData:
+    """What a sensitivity analysis's Cox model is fitted on: the exposure first in ``X``,
+    then the adjustment covariates; ``entry`` and ``cluster`` (person) for the
+    counting-process rows of the time-varying model."""
+
+    time: np.ndarray
+    event: np.ndarray
+    X: pd.DataFrame
+    entry: np.ndarray | None = None
+    cluster: np.ndarray | None = None
+
+
+def sensitivity_data(
+    s: Sensitivity, o: TimeToEvent, data: pd.DataFrame, cutoff: pd.Timestamp | None
+) -> SensitivityData:
+    """The fitting data of sensitivity analysis ``s`` on the compared rows ``data`` (the
+    engine's; the network's export uses it too). A landmark population with one exposure
+    group empty is returned as it is (the engine reports it as not estimable)."""
+    times = time_to_event(data, o, cutoff)
+    ok = ~times.bad
+    frame = data.loc[ok].assign(_time=times.time[ok], _event=times.event[ok])
+
+    def fit_data(rows: pd.DataFrame, exposure: str) -> SensitivityData:
+        return SensitivityData(rows["_time"].to_numpy(float), rows["_event"].to_numpy(float),
+                               _sensitivity_design(rows, exposure, s))  # fmt: skip
+
+    if s.kind == "unmatched":
+        return fit_data(frame, TREAT)
+    assert o.start and s.exposure_date
+    start = dates(frame, o.start)
+    exp_days = (dates(frame, s.exposure_date) - start).dt.days.to_numpy(dtype=float)
+    frame = frame.assign(_exposure=exp_days, _ever=np.isfinite(exp_days).astype(int))
+    if s.kind == "naive_ever_treated":
+        return fit_data(frame, "_ever")
+    if s.kind == "landmark":
+        assert s.landmark_day
+        if s.event_free_date:
+            # METHODS.md: alive AND event-free (relapse-free) at the landmark
+            free = (dates(frame, s.event_free_date) - start).dt.days.to_numpy(float)
+            frame = frame[~(free <= s.landmark_day)]
+        lm = landmark(
+            frame,
+            s.landmark_day,
+            time_col="_time",
+            event_col="_event",
+            exposure_time_col="_exposure",
+        )
+        return fit_data(lm, "exposed")
+    frame = frame.assign(_time=np.maximum(frame["_time"], 0.5)).reset_index(drop=True)
+    adjust = _sensitivity_design(frame, "_time", s).drop(columns="_time")
+    adjust.columns = [f"_adj_{c}" for c in adjust.columns]
+    frame = pd.concat([frame, adjust], axis=1)
+    split = split_at_exposure(
+        frame,
+        id_col="person_id",
+        time_col="_time",
+        event_col="_event",
+        exposure_time_col="_exposure",
+        keep=list(adjust.columns),
+    )
+    return SensitivityData(
+        split["stop"].to_numpy(float),
+        split["_event"].to_numpy(float),
+        split[["exposed", *adjust.columns]].astype(float).reset_index(drop=True),
+        entry=split["start"].to_numpy(float),
+        cluster=split["person_id"].to_numpy(),
+    )
+
+
+def _sensitivity_design(frame: pd.DataFrame, exposure: str, s: Sensitivity) -> pd.DataFrame:
+    """The exposure first, then the adjustment covariates (categorical expanded)."""
+    from cohort_etl.matching.design import build_design
+
+    x = frame[[exposure]].astype(float).reset_index(drop=True)
+    if not s.adjust_for:
+        return x
+    design = build_design(frame, list(s.adjust_for))
+    return pd.concat([x, pd.DataFrame(design.matrix, columns=design.columns)], axis=1)
 
 
 @dataclass

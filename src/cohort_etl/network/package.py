@@ -140,6 +140,7 @@ def build_package(
         "layout_sha256": layout_hash(comps),
         "attrition_rules": list(attrition_rules or [r for r, _ in site.attrition]),
         "table1_kinds": dict(sorted(site.table1_kinds.items())),
+        "analysis_labels": {a.key: a.label or a.key for a in sorted(site.cox, key=lambda a: a.key)},
         "site_estimates": estimates,
         "not_exported": list(site.not_exported),
     }

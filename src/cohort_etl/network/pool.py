@@ -48,7 +48,14 @@ from cohort_etl.network.publish import (
 from cohort_etl.outcomes.summary import RESULT_DIGITS, RESULT_FLOAT_FORMAT, json_safe
 
 POOLED_SCHEMA_VERSION = 2
-SAME_ACROSS_SITES = ("title", "arms", "layout_sha256", "attrition_rules", "table1_kinds")
+SAME_ACROSS_SITES = (
+    "title",
+    "arms",
+    "layout_sha256",
+    "analysis_labels",
+    "attrition_rules",
+    "table1_kinds",
+)
 SAME_PROVENANCE = ("study_spec_sha256", "concept_sets_sha256")
 
 
@@ -149,7 +156,9 @@ def pooled_hazard_ratios(
                 labels.append(p.site_id)
                 ys.append(float(est["coef"]))
                 ses.append(float(est["se"]))
-        entry: dict[str, Any] = {"profile_fixed_effect": prof, "profile_random_effects": re,
+        label = pkgs[0].meta.get("analysis_labels", {}).get(analysis, analysis)
+        entry: dict[str, Any] = {"label": label, "profile_fixed_effect": prof,
+                                 "profile_random_effects": re,
                                  "sites": per_site,
                                  "sites_without_wald": sorted(set(per_site) - set(labels))}  # fmt: skip
         for method in ("FE", "DL"):
@@ -166,15 +175,18 @@ def _hr_table(hrs: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for analysis, e in hrs.items():
         pf, re = e["profile_fixed_effect"], e["profile_random_effects"]
-        rows.append({"analysis": analysis, "method": "profile FE", "estimate": pf["estimate"],
+        lab = e.get("label", analysis)
+        rows.append({"analysis": analysis, "label": lab, "method": "profile FE", "estimate": pf["estimate"],
                      "lower": pf["lower"], "upper": pf["upper"], "hr": pf["hr"]})  # fmt: skip
-        rows.append({"analysis": analysis, "method": "profile RE (Bayesian)", "estimate": re["mu"],
+        rows.append({"analysis": analysis, "label": lab, "method": "profile RE (Bayesian)", "estimate": re["mu"],
                      "lower": re["mu_lower"], "upper": re["mu_upper"], "hr": re["hr"]})  # fmt: skip
         for m in ("FE", "DL"):
             w = e[f"wald_{m}"]
-            rows.append({"analysis": analysis, "method": f"Wald {m}", "estimate": w.get("estimate"),
+            rows.append({"analysis": analysis, "label": lab, "method": f"Wald {m}", "estimate": w.get("estimate"),
                          "lower": w.get("lower"), "upper": w.get("upper"), "hr": w.get("hr")})  # fmt: skip
-    return pd.DataFrame(rows, columns=["analysis", "method", "estimate", "lower", "upper", "hr"])
+    return pd.DataFrame(
+        rows, columns=["analysis", "label", "method", "estimate", "lower", "upper", "hr"]
+    )
 
 
 def provenance_table(pkgs: Sequence[SitePackage]) -> pd.DataFrame:

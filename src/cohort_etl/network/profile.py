@@ -74,14 +74,19 @@ def fine_grid() -> np.ndarray:
 class _Profiler:
     """Profile log-likelihood of coefficient ``j`` of one site's Cox model."""
 
-    def __init__(self, time: Any, event: Any, X: Any, strata: Any = None, j: int = 0) -> None:
+    def __init__(
+        self, time: Any, event: Any, X: Any, strata: Any = None, j: int = 0, entry: Any = None
+    ) -> None:
         t = np.asarray(time, dtype=float)
         e = np.asarray(event, dtype=float) > 0
         x = np.asarray(X, dtype=float)
         if x.ndim == 1:
             x = x.reshape(-1, 1)
-        if not (t.shape[0] == e.shape[0] == x.shape[0]):
-            raise InputDataError("cox profile: time, event and X have different lengths")
+        start = None if entry is None else np.asarray(entry, dtype=float)
+        if not (t.shape[0] == e.shape[0] == x.shape[0]) or (
+            start is not None and start.shape[0] != t.shape[0]
+        ):
+            raise InputDataError("cox profile: time, event, X and entry have different lengths")
         if strata is None:
             codes = np.zeros(t.shape[0], dtype=np.int64)
         else:
@@ -96,7 +101,7 @@ class _Profiler:
         # the grid's ends (beta_j up to log 100 with x in years or months)
         x = x - x.mean(axis=0)
         self.engine = (
-            _CoxEngine(t, e, x, np.ones(t.shape[0]), codes, None, "efron") if self.events else None
+            _CoxEngine(t, e, x, np.ones(t.shape[0]), codes, start, "efron") if self.events else None
         )
         self.nuisance = np.zeros(len(self.others))
 
@@ -177,11 +182,18 @@ class _Profiler:
 
 
 def cox_profile(
-    time: Any, event: Any, X: Any, strata: Any = None, j: int = 0, points: int = 81
+    time: Any,
+    event: Any,
+    X: Any,
+    strata: Any = None,
+    j: int = 0,
+    points: int = 81,
+    entry: Any = None,
 ) -> np.ndarray:
     """The site's profile block on the network grid: one row per grid point with value,
-    derivative and the second-order nuisance pieces (:meth:`_Profiler.expansion`)."""
-    return _Profiler(time, event, X, strata, j).along(profile_grid(points), full=True)
+    derivative and the second-order nuisance pieces (:meth:`_Profiler.expansion`).
+    ``entry``: start times of counting-process (start, stop] rows (time-varying models)."""
+    return _Profiler(time, event, X, strata, j, entry).along(profile_grid(points), full=True)
 
 
 def combine_profile(block: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray]:

@@ -186,7 +186,9 @@ def render(result: dict[str, Any], tables: dict[str, pd.DataFrame]) -> str:
         out.append(at_risk_table(km, outcome))
     out.append("<h2>Hazard ratios (forest plots)</h2>")
     for analysis, entry in sorted(result.get("hazard_ratios", {}).items()):
-        out.append(f"<h3>{_e(analysis)}</h3>" + forest_svg(entry))
+        label = entry.get("label") or analysis
+        out.append(f"<h3>{_e(label)}</h3><p class='note'>analysis <code>{_e(analysis)}</code>"
+                   "</p>" + forest_svg(entry))  # fmt: skip
     lr = result.get("logrank_stratified_by_site", {})
     if lr:
         out.append("<h2>Log-rank stratified by site</h2>")

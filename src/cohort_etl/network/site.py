@@ -54,13 +54,16 @@ T1_KINDS = ("continuous", "binary", "categorical")
 @dataclass
 class CoxAnalysis:
     """One hazard ratio to pool: coefficient ``term`` of a Cox model on ``data``
-    (columns ``time``, ``event``, the covariates, optionally ``stratum``)."""
+    (columns ``time``, ``event``, the covariates, optionally ``stratum``; for
+    counting-process (start, stop] rows ``entry`` (start) and ``cluster`` (person, for
+    the site's own robust SE)). ``label`` is what the pooled report shows."""
 
     key: str
     outcome: str
     data: pd.DataFrame
     covariates: list[str]
     term: str
+    label: str = ""
 
 
 @dataclass
@@ -137,25 +140,44 @@ def fine_risk_table(time: Any, event: Any, interval_days: int, k: int) -> np.nda
     return np.vstack([n_risk, counts_e[1 : k + 1], counts_c[1 : k + 1]])
 
 
-def _design(a: CoxAnalysis) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any, int]:
+@dataclass
+class _Design:
+    time: np.ndarray
+    event: np.ndarray
+    x: np.ndarray
+    strata: Any
+    j: int
+    entry: np.ndarray | None
+    cluster: Any
+
+
+def _design(a: CoxAnalysis) -> _Design:
     d = a.data
     missing = [c for c in ("time", "event", *a.covariates) if c not in d.columns]
     if missing:
         raise InputDataError(f"analysis {a.key}: missing column(s) {missing}")
-    x = d[a.covariates].to_numpy(dtype=float)
-    strata = d["stratum"].to_numpy() if "stratum" in d.columns else None
-    return (d["time"].to_numpy(dtype=float), d["event"].to_numpy(dtype=float), x, strata,
-            a.covariates.index(a.term))  # fmt: skip
+
+    def col(name: str) -> Any:
+        return d[name].to_numpy() if name in d.columns else None
+
+    entry = col("entry")
+    return _Design(d["time"].to_numpy(dtype=float), d["event"].to_numpy(dtype=float),
+                   d[a.covariates].to_numpy(dtype=float), col("stratum"),
+                   a.covariates.index(a.term), None if entry is None else entry.astype(float),
+                   col("cluster"))  # fmt: skip
 
 
 def site_estimate(a: CoxAnalysis, points: int) -> dict[str, Any]:
-    """The site's own estimate (clear): Wald log HR and SE of its Cox fit, and the
-    maximum / LR interval of its own profile."""
-    t, e, x, strata, j = _design(a)
+    """The site's own estimate (clear): Wald log HR and SE of its Cox fit (robust SE
+    for clustered counting-process rows, as the run reports), and the maximum / LR
+    interval of its own profile."""
+    d = _design(a)
     out: dict[str, Any] = {"coef": None, "se": None, "reason": None}
     try:
-        fit = CoxPH().fit(t, e, x, strata=strata).result_
-        coef, se = float(fit.coef[j]), float(fit.se[j])
+        fit = CoxPH().fit(d.time, d.event, d.x, strata=d.strata, entry=d.entry,
+                          cluster=d.cluster).result_  # fmt: skip
+        se_all = fit.robust_se if fit.robust_se is not None else fit.se
+        coef, se = float(fit.coef[d.j]), float(se_all[d.j])
         if math.isfinite(coef) and math.isfinite(se) and se > 0 and abs(coef) < 20:
             out["coef"], out["se"] = coef, se
         else:
@@ -163,7 +185,7 @@ def site_estimate(a: CoxAnalysis, points: int) -> dict[str, Any]:
     except CohortEtlError as exc:
         out["reason"] = f"Cox fit not estimable: {exc}"
     grid = profile_grid(points)
-    block = cox_profile(t, e, x, strata, j, points)
+    block = cox_profile(d.time, d.event, d.x, d.strata, d.j, points, d.entry)
     vals, grads = block[:, 0], block[:, 1]
     prof = pooled_profile_estimate(grid, vals, grads).to_dict()
     out["profile"] = {k: prof[k] for k in ("estimate", "lower", "upper", "reason")}
@@ -213,8 +235,8 @@ def contribution(site: SiteData, net: Network) -> tuple[list[Component], list[np
                                          f"expected {width}")  # fmt: skip
                 add(f"table1|{var}|{role}|{phase}", "fixed" if kind == "continuous" else "int", v)
     for a in sorted(site.cox, key=lambda a: a.key):
-        t, e, x, strata, j = _design(a)
-        block = cox_profile(t, e, x, strata, j, net.profile_points)
+        d = _design(a)
+        block = cox_profile(d.time, d.event, d.x, d.strata, d.j, net.profile_points, d.entry)
         add(f"profile|{a.key}", "fixed", block)
         add(f"marginal|{a.key}", "fixed", marginal_grid(block, net.profile_points))
     return comps, vals

@@ -47,7 +47,8 @@ class RunView:
     binary: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
     cox_models: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> cov -> coef
     n_arms: dict[str, dict[str, int]] = field(default_factory=dict)  # phase -> role -> n
-    sections: list[str] = field(default_factory=list)  # sensitivity / comparison keys
+    sensitivity: dict[str, float | None] = field(default_factory=dict)  # key -> coef
+    comparisons: list[str] = field(default_factory=list)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -98,34 +99,65 @@ def read_run(results: StudyResults, spec: Any) -> RunView:
                               ("after", results.matching.n_after)):  # fmt: skip
             if counts is not None:
                 view.n_arms[phase] = {"treated": counts.treated, "control": counts.control}
-    view.sections = [f"sensitivity:{k}" for k in sorted(results.sensitivity)] + [
-        f"comparison:{k}" for k in sorted(results.comparisons)
-    ]
+    view.sensitivity = {
+        k: float(r.cox.coef) if r.cox is not None and r.cox.estimable and r.cox.coef is not None
+        else None
+        for k, r in results.sensitivity.items()
+    }  # fmt: skip
+    view.comparisons = sorted(results.comparisons)
     return view
 
 
 def analysed_rows(dataset: pd.DataFrame, spec: Any, cutoff: pd.Timestamp | None) -> pd.DataFrame:
-    """The rows the engine fits ``cox_models`` on, from ``analysis_dataset.csv``: the spec's
-    ``include`` filter, index dates up to the cut-off, the two compared arms (with
-    ``_treated``); the refit check confirms the result."""
-    from cohort_etl.engine.study import index_starts
-    from cohort_etl.engine.times import dates
+    """The compared rows the engine analyses (``cox_models``, sensitivity analyses), from
+    ``analysis_dataset.csv``: the engine's own selection
+    (:func:`cohort_etl.engine.study.study_rows`), so the two cannot drift."""
+    from cohort_etl.engine.study import study_rows
 
-    data = dataset
-    for column, allowed in spec.include.items():
-        data = data[data[column].astype(str).isin([str(a) for a in allowed])]
-    if cutoff is not None:
-        for col in index_starts(spec):
-            data = data[dates(data, col) <= cutoff]
-        if spec.complete_window_days is not None:
-            limit = cutoff - pd.Timedelta(days=spec.complete_window_days)
-            for col in index_starts(spec):
-                data = data[dates(data, col) <= limit]
-    if spec.arms:
-        values = data[spec.arms.column].astype(str)
-        data = data[values.isin([spec.arms.treated, spec.arms.control])].copy()
-        data["_treated"] = (data[spec.arms.column].astype(str) == spec.arms.treated).astype(int)
-    return data.reset_index(drop=True)
+    return study_rows(spec, dataset, cutoff).compared
+
+
+def _names(spec: Any, columns: list[str]) -> str:
+    return ", ".join(str(spec.labels.get(c, c)) for c in columns)
+
+
+def sensitivity_label(s: Any, o: Any, spec: Any) -> str:
+    """A readable label of a sensitivity analysis (the pooled report's heading)."""
+    out = o.label or o.name
+    exposure = spec.labels.get(s.exposure_date, s.exposure_date) if s.exposure_date else None
+    if s.kind == "unmatched":
+        text = f"{out}: unmatched cohort, treated vs control"
+    elif s.kind == "naive_ever_treated":
+        text = f"{out}: ever vs never {exposure} (naive, immortal time not removed)"
+    elif s.kind == "landmark":
+        text = (f"{out}: landmark day {s.landmark_day}, {exposure} on or before day "
+                f"{s.landmark_day} vs not")  # fmt: skip
+        if s.event_free_date:
+            free = spec.labels.get(s.event_free_date, s.event_free_date)
+            text += f", among those free of {free} at day {s.landmark_day}"
+    else:
+        text = f"{out}: {exposure} as a time-varying exposure (start, stop]"
+    if s.adjust_for:
+        text += f"; adjusted for {_names(spec, list(s.adjust_for))}"
+    return text
+
+
+def sensitivity_analysis(
+    s: Any, o: Any, compared: pd.DataFrame, cutoff: pd.Timestamp | None, label: str = ""
+) -> CoxAnalysis:
+    """Sensitivity analysis ``s`` as a pooled hazard ratio of its exposure (the first
+    term), on the rows and design of the engine's own
+    :func:`cohort_etl.engine.study.sensitivity_data`."""
+    from cohort_etl.engine.study import sensitivity_data
+
+    sd = sensitivity_data(s, o, compared, cutoff)
+    cols = [str(c) for c in sd.X.columns]
+    data = pd.DataFrame(sd.X.to_numpy(dtype=float), columns=cols).assign(
+        time=sd.time, event=sd.event
+    )
+    if sd.entry is not None:
+        data = data.assign(entry=sd.entry, cluster=sd.cluster)
+    return CoxAnalysis(f"sensitivity:{s.key}", o.name, data, cols, cols[0], label)
 
 
 def records_from_km_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -151,17 +183,27 @@ def _check_logrank(lr: dict[str, Any] | None, rec: pd.DataFrame, source: Path) -
         raise InputDataError(f"{source}: does not reproduce the log-rank test of results.json")
 
 
-def _refits(data: pd.DataFrame, covariates: list[str], want: dict[str, float]) -> bool:
+def _refits(
+    data: pd.DataFrame,
+    covariates: list[str],
+    want: dict[str, float],
+    terms: list[str] | None = None,
+) -> bool:
+    """Does a Cox fit of ``data`` give the run's coefficients ``want`` for ``terms`` (all
+    covariates unless given)?"""
     x = data[covariates].to_numpy(dtype=float)
-    strata = data["stratum"].to_numpy() if "stratum" in data.columns else None
+
+    def col(name: str) -> Any:
+        return data[name].to_numpy() if name in data.columns else None
+
     try:
         fit = CoxPH().fit(data["time"].to_numpy(float), data["event"].to_numpy(float), x,
-                          strata=strata).result_  # fmt: skip
+                          strata=col("stratum"), entry=col("entry")).result_  # fmt: skip
     except CohortEtlError:
         return False
     got = dict(zip(covariates, fit.coef, strict=True))
     return all(c in want and np.isclose(got[c], want[c], rtol=REFIT_RTOL, atol=1e-9)
-               for c in covariates)  # fmt: skip
+               for c in (covariates if terms is None else terms))  # fmt: skip
 
 
 def _table1(
@@ -220,6 +262,40 @@ def _table1(
             not_exported.append({"section": f"table1:{var}", "reason": "variance not "
                                  "recoverable from SMD and variance ratio"})  # fmt: skip
     return cells, kinds
+
+
+def _add_sensitivity(
+    site: SiteData,
+    s: Any,
+    spec: Any,
+    view: RunView,
+    dataset: pd.DataFrame | None,
+    cutoff: pd.Timestamp | None,
+) -> None:
+    """Export sensitivity analysis ``s`` if its rows can be rebuilt; checked against the
+    run's coefficient where the run has one. A site whose own fit was not estimable
+    (e.g. an empty landmark group, no events) still sends its profile: flat in the
+    exposure, it adds nothing to the pooled exposure effect but keeps the layout equal
+    across sites."""
+    from cohort_etl.studies.spec import TimeToEvent
+
+    section = f"sensitivity:{s.key}"
+    o = spec.outcome(s.outcome)
+    if dataset is None or not isinstance(o, TimeToEvent):
+        site.not_exported.append({"section": section, "reason": "no analysis dataset or "
+                                  "not a time-to-event outcome"})  # fmt: skip
+        return
+    try:
+        a = sensitivity_analysis(s, o, dataset, cutoff, sensitivity_label(s, o, spec))
+    except CohortEtlError as exc:
+        site.not_exported.append({"section": section, "reason": f"rows not rebuilt: {exc}"})
+        return
+    want = view.sensitivity.get(s.key)
+    if want is not None and not _refits(a.data, a.covariates, {a.term: want}, [a.term]):
+        site.not_exported.append({"section": section,
+                                  "reason": "does not reproduce the run's Cox"})  # fmt: skip
+        return
+    site.cox.append(a)
 
 
 def site_from_study_dir(
@@ -281,7 +357,10 @@ def site_from_study_dir(
             data = rec.assign(treated=(rec["arm_role"] == "treated").astype(float))
             if _refits(data, ["treated"], {"treated": float(fits["cox"]["coef"])}):
                 site.cox.append(CoxAnalysis(f"outcome:{o.name}:matched", o.name, data,
-                                            ["treated"], "treated"))  # fmt: skip
+                                            ["treated"], "treated",
+                                            f"{o.label or o.name}: matched cohort, "
+                                            f"{view.arms['treated']} vs "
+                                            f"{view.arms['control']}"))  # fmt: skip
             else:
                 site.not_exported.append({"section": f"outcome:{o.name}:matched",
                                           "reason": "does not reproduce the run's Cox"})  # fmt: skip
@@ -294,7 +373,9 @@ def site_from_study_dir(
             want = {"treated": float(fits["cox_stratified_sets"]["coef"])}
             if data.notna().all().all() and _refits(data, ["treated"], want):
                 site.cox.append(CoxAnalysis(f"outcome:{o.name}:matched_stratified_sets",
-                                            o.name, data, ["treated"], "treated"))  # fmt: skip
+                                            o.name, data, ["treated"], "treated",
+                                            f"{o.label or o.name}: matched cohort, "
+                                            "stratified on matched sets"))  # fmt: skip
             else:
                 site.not_exported.append({"section": f"outcome:{o.name}:stratified_sets",
                                           "reason": "does not reproduce the run's Cox"})  # fmt: skip
@@ -309,14 +390,18 @@ def site_from_study_dir(
         cols = [str(c) for c in cm.design.columns]
         data = pd.DataFrame(cm.design.matrix, columns=cols).assign(time=cm.time, event=cm.event)
         if _refits(data, cols, want):
-            site.cox.extend(CoxAnalysis(f"cox_model:{m.name}:{c}", m.outcome, data, cols, c)
+            site.cox.extend(CoxAnalysis(f"cox_model:{m.name}:{c}", m.outcome, data, cols, c,
+                                        f"{m.label or m.name}: {c}")
                             for c in cols)  # fmt: skip
         else:
             site.not_exported.append({"section": f"cox_model:{m.name}",
                                       "reason": "does not reproduce the run's Cox"})  # fmt: skip
-    for section in view.sections:
-        site.not_exported.append({"section": section, "reason": "needs person-level data the "
-                                  "study folder does not keep (not profile-pooled)"})  # fmt: skip
+    for s in spec.sensitivity:
+        _add_sensitivity(site, s, spec, view, dataset, cutoff)
+    for name in view.comparisons:
+        site.not_exported.append({"section": f"comparison:{name}", "reason": "no hazard "
+                                  "ratio (medians / proportions and a log-rank or chi-square "
+                                  "test across levels; not pooled)"})  # fmt: skip
     att_path = tables / "attrition.csv"
     rules: list[str] = []
     if att_path.is_file():
