@@ -48,17 +48,25 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cohort-etl")
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Debug lines of cohort-etl itself (other libraries stay at warnings).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 @click.pass_context
 def main(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     """cohort-etl: OMOP CDM -> ALL CAR-T treatment-line cohorts -> matched outcomes."""
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
+    from cohort_etl.progress import configure_output
+
+    # a live display (bars, dbt's per-model lines) on a terminal, plain lines otherwise
+    configure_output(verbose=verbose, quiet=quiet)
+    logging.getLogger("cohort_etl.cli").debug(
+        "cohort-etl %s (python %s): %s",
+        __version__,
+        sys.version.split()[0],
+        ctx.invoked_subcommand,
     )
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose

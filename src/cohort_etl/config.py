@@ -15,6 +15,7 @@ variables in values (``${VAR}`` / ``${VAR:-default}``) are expanded.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -24,6 +25,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cohort_etl.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -196,4 +199,21 @@ def get_profile(name: str | None = None, path: Path | None = None) -> NamedProfi
     if chosen not in profiles.profiles:
         known = ", ".join(sorted(profiles.profiles))
         raise ConfigError(f"unknown profile {chosen!r}; defined profiles: {known}")
-    return NamedProfile(name=chosen, settings=profiles.profiles[chosen])
+    settings = profiles.profiles[chosen]
+    chosen_by = (
+        "--profile"
+        if name
+        else "$COHORT_ETL_PROFILE"
+        if os.environ.get("COHORT_ETL_PROFILE")
+        else "the file's default"
+    )
+    log.debug(
+        "profile %s (%s, chosen by %s, %s): cdm_schema=%s results_schema=%s",
+        chosen,
+        settings.type,
+        chosen_by,
+        path or profiles_path(),
+        settings.cdm_schema,
+        settings.results_schema,
+    )
+    return NamedProfile(name=chosen, settings=settings)

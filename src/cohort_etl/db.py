@@ -13,6 +13,8 @@ and quotes them. No other function builds SQL from text a user can supply.
 from __future__ import annotations
 
 import io
+import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -23,6 +25,8 @@ import pyarrow.csv as pacsv
 
 from cohort_etl.config import DuckDBProfile, NamedProfile, PostgresProfile, SparkProfile
 from cohort_etl.errors import ConfigError, ConnectionFailed, TargetNotEmpty
+
+log = logging.getLogger(__name__)
 
 #: Longest identifier accepted (PostgreSQL truncates at 63 bytes; DuckDB catalog names are
 #: file names, so a little more room).
@@ -41,6 +45,18 @@ def quote_ident(name: str) -> str:
     if len(name) > MAX_IDENT_LENGTH or not name.isprintable():
         raise ConfigError(f"not a usable SQL identifier: {name!r}")
     return '"' + name.replace('"', '""') + '"'
+
+
+@contextmanager
+def _timed(sql: str) -> Iterator[None]:
+    """``-v``: one debug line per statement, its first words and its time."""
+    if not log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    start = time.perf_counter()
+    yield
+    name = " ".join(sql.split())
+    log.debug("sql %.3f s: %s", time.perf_counter() - start, name[:120])
 
 
 class Database:
@@ -171,10 +187,12 @@ class DuckDBDatabase(Database):
         return f"{quote_ident(self.catalog)}.{quote_ident(schema)}"
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        self.con.execute(sql, params or [])
+        with _timed(sql):
+            self.con.execute(sql, params or [])
 
     def query_df(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-        return self.con.execute(sql, params or []).df()
+        with _timed(sql):
+            return self.con.execute(sql, params or []).df()
 
     def query_arrow(self, sql: str) -> pa.Table:
         return self.con.execute(sql).to_arrow_table()
@@ -229,11 +247,11 @@ class PostgresDatabase(Database):
         return self.raw.cursor()
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        with self._cursor() as cur:
+        with _timed(sql), self._cursor() as cur:
             cur.execute(sql, params or None)
 
     def query_df(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-        with self._cursor() as cur:
+        with _timed(sql), self._cursor() as cur:
             cur.execute(sql, params or None)
             names = [d[0] for d in cur.description] if cur.description else []
             rows = cur.fetchall() if cur.description else []

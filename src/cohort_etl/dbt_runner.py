@@ -25,8 +25,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ from cohort_etl.config import (
 )
 from cohort_etl.db import connected
 from cohort_etl.errors import BuildError, ConfigError
+from cohort_etl.progress import Task, task
 from cohort_etl.quality.findings import QualityReport
 
 log = logging.getLogger("cohort_etl.build")
@@ -282,6 +284,12 @@ class DbtBuild:
         args = [
             dbt_executable(),
             "--no-use-colors",
+            # one JSON event a line on stdout: streamed into per-node progress; the log
+            # file keeps dbt's readable debug format
+            "--log-format",
+            "json",
+            "--log-format-file",
+            "debug",
             "test" if self.command == "test" else "build",
             "--project-dir",
             str(dbt_project_dir()),
@@ -302,11 +310,24 @@ class DbtBuild:
 
             release_session()  # the Spark metastore admits one process: dbt's
         log.info("dbt %s for profile %s", self.command, self.profile.name)
+        log.debug("dbt command line: %s", " ".join(args[1:]))
+        log.debug(
+            "dbt environment: %s",
+            ", ".join(
+                f"{k}={v}"
+                for k, v in sorted(dbt_env(self.profile, self.threads).items())
+                if "PASSWORD" not in k
+            ),
+        )
         start = time.perf_counter()
-        proc = run_child(args, env)
+        with task(f"dbt {self.command}", unit="nodes", logger=log, plain_steps=False) as bar:
+            events = DbtEvents(bar)
+            proc = run_child(args, env, on_line=events)
         wall = time.perf_counter() - start
+        log.debug("dbt exited with %s after %.1f s", proc.returncode, wall)
+        output = events.text()
         if not run_results.exists():
-            raise BuildError(f"dbt {self.command} did not run: {_last_error_line(proc.stdout)}")
+            raise BuildError(f"dbt {self.command} did not run: {_last_error_line(output)}")
         nodes = parse_run_results(run_results)
         failed = [n for n in nodes if n.status in ("error", "fail", "runtime error")]
         warnings = [
@@ -318,7 +339,7 @@ class DbtBuild:
             log.warning("%s", warning)
         if failed or proc.returncode != 0:
             if not failed:
-                raise BuildError(f"dbt {self.command} failed: {_last_error_line(proc.stdout)}")
+                raise BuildError(f"dbt {self.command} failed: {_last_error_line(output)}")
             first = failed[0]
             lines = [line.strip() for line in (first.message or "").splitlines() if line.strip()]
             # dbt's first line repeats the node ("Runtime Error in model X (path)"); the
@@ -404,6 +425,116 @@ def empty_cohort_warnings(attrition: pd.DataFrame) -> list[str]:
     return out
 
 
+#: dbt events that report one finished node (model, seed, snapshot, data or unit test)
+_RESULT_EVENTS = frozenset(
+    {
+        "LogModelResult",
+        "LogSeedResult",
+        "LogSnapshotResult",
+        "LogTestResult",
+        "LogNodeResult",
+        "LogNodeNoOpResult",
+        "LogFunctionResult",
+    }
+)
+_SKIP_EVENTS = frozenset({"SkippingDetails", "LogSkipBecauseError"})
+#: node types that get a line each (tests only when they do not pass, or with -v)
+_LINE_TYPES = frozenset({"model", "seed", "snapshot", "function"})
+
+
+@dataclass(frozen=True)
+class NodeEvent:
+    """One finished node, from dbt's structured log."""
+
+    resource_type: str
+    name: str
+    status: str
+    seconds: float
+    index: int | None
+    total: int | None
+
+    def line(self) -> str:
+        """``model stg_person: success in 0.28 s (12/206)``"""
+        where = f" ({self.index}/{self.total})" if self.index and self.total else ""
+        return f"{self.resource_type} {self.name}: {self.status} in {self.seconds:.2f} s{where}"
+
+
+def parse_node_event(line: str) -> tuple[NodeEvent | None, str | None, dict[str, Any]]:
+    """(finished node or None, the event's human message, the event's data) of one line of
+    dbt's ``--log-format json`` output; a line that is not JSON is its own message."""
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        return None, line, {}
+    if not isinstance(event, dict):
+        return None, line, {}
+    info = event.get("info") or {}
+    data = event.get("data") or {}
+    name = str(info.get("name", ""))
+    message = info.get("msg")
+    node = data.get("node_info") or {}
+    if name not in _RESULT_EVENTS and name not in _SKIP_EVENTS:
+        return None, message, data
+    resource_type = str(node.get("resource_type") or data.get("resource_type") or "node")
+    node_name = str(node.get("node_name") or data.get("node_name") or data.get("name") or "?")
+    if name in _SKIP_EVENTS:
+        status = "skipped"
+    else:
+        # node_status is "success" / "error" / "pass" / ...; unit tests carry it as "None"
+        given = [str(v).lower() for v in (node.get("node_status"), data.get("status")) if v]
+        status = next((v for v in given if v != "none"), "done")
+    total = data.get("total") or data.get("num_models")
+    index = data.get("index")
+    return (
+        NodeEvent(
+            resource_type=resource_type,
+            name=node_name,
+            status=status,
+            seconds=float(data.get("execution_time") or 0.0),
+            index=int(index) if index else None,
+            total=int(total) if total else None,
+        ),
+        message,
+        data,
+    )
+
+
+class DbtEvents:
+    """Consumer of dbt's JSON log lines: advances the bar per finished node and logs one
+    line per model / seed (tests: only when they do not pass; every test with ``-v``);
+    keeps dbt's human messages for error reports."""
+
+    def __init__(self, bar: Task) -> None:
+        self.bar = bar
+        self.messages: list[str] = []
+        self.nodes: list[NodeEvent] = []
+
+    def __call__(self, line: str) -> None:
+        if not line.strip():
+            return
+        node, message, data = parse_node_event(line)
+        if message:
+            self.messages.append(str(message))
+        total = data.get("total")
+        if self.bar.total is None and isinstance(total, int) and total > 0:
+            self.bar.set_total(total)
+        if node is None:
+            description = data.get("description")
+            if description and "node_info" in data:  # LogStartLine: a node started
+                self.bar.advance(0, note=str((data["node_info"] or {}).get("node_name", "")))
+            return
+        self.nodes.append(node)
+        if node.resource_type in _LINE_TYPES or node.status not in ("pass", "success"):
+            log.info("%s", node.line())
+        else:
+            log.debug("%s", node.line())
+        self.bar.advance(1, note=node.name)
+
+    def text(self) -> str:
+        """dbt's messages, one a line (what its plain console output would have shown)."""
+        return "\n".join(self.messages)
+
+
 @contextmanager
 def _build_lock() -> Iterator[None]:
     """An exclusive lock on dbt_project/target/.build.lock for the duration of a build."""
@@ -435,13 +566,17 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         pass
 
 
-def run_child(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_child(
+    args: list[str], env: dict[str, str], on_line: Callable[[str], None] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a child (dbt) that never outlives cohort-etl.
 
     The child dies with its parent (PR_SET_PDEATHSIG on Linux), so a SIGKILL of
     cohort-etl does not leave dbt running and holding the DuckDB file's lock; on SIGTERM,
     SIGINT or any exception here the child is killed and reaped before the error goes on.
     The child stays in cohort-etl's process group, so killing the group stops both.
+    With ``on_line``, each stdout line is handed to it as it comes (stderr is collected
+    by a thread, so neither pipe can fill up and stall the child).
     """
     preexec = _die_with_parent if sys.platform.startswith("linux") else None
     proc = subprocess.Popen(
@@ -450,11 +585,28 @@ def run_child(args: list[str], env: dict[str, str]) -> subprocess.CompletedProce
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        bufsize=1,
         preexec_fn=preexec,  # noqa: PLW1509 - only a prctl call, no locks taken
     )
     previous = _forward_sigterm()
     try:
-        stdout, stderr = proc.communicate()
+        if on_line is None:
+            stdout, stderr = proc.communicate()
+        else:
+            assert proc.stdout is not None and proc.stderr is not None
+            err_lines: list[str] = []
+            drain = threading.Thread(
+                target=lambda: err_lines.extend(proc.stderr),  # type: ignore[arg-type]
+                daemon=True,
+            )
+            drain.start()
+            out_lines = []
+            for line in proc.stdout:
+                out_lines.append(line)
+                on_line(line.rstrip("\n"))
+            proc.wait()
+            drain.join()
+            stdout, stderr = "".join(out_lines), "".join(err_lines)
     except BaseException:
         proc.kill()
         proc.wait()

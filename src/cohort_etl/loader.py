@@ -19,7 +19,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from cohort_etl.cdm.spec import TABLES, Field
 from cohort_etl.config import NamedProfile
 from cohort_etl.db import Database, connect, quote_ident
 from cohort_etl.errors import CohortEtlError, InputDataError, TargetNotEmpty
+from cohort_etl.progress import task
 
 log = logging.getLogger(__name__)
 
@@ -184,19 +186,40 @@ def _header(path: Path, delimiter: str) -> list[str]:
     return list(reader.schema.names)
 
 
-def _batches(path: Path, delimiter: str, names: list[str]) -> Iterator[pa.RecordBatch]:
+def _batches(
+    path: Path,
+    delimiter: str,
+    names: list[str],
+    on_position: Callable[[int], None] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """The file's record batches (all columns as strings); ``on_position`` gets the bytes
+    of the file on disk (compressed, for .gz) read so far, before each batch."""
     try:
+        raw = pa.OSFile(str(path), "rb")
+    except OSError as exc:
+        raise _csv_error(path, exc) from None
+    try:
+        source = pa.CompressedInputStream(raw, "gzip") if _is_gzip(path) else raw
         reader = pacsv.open_csv(
-            path,
+            source,
             read_options=pacsv.ReadOptions(block_size=_BATCH_BYTES),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
             ),
         )
-        yield from reader
+        for batch in reader:
+            if on_position is not None:
+                on_position(raw.tell())
+            yield batch
     except (pa.ArrowInvalid, OSError, EOFError) as exc:
         raise _csv_error(path, exc) from None
+    finally:
+        raw.close()
+
+
+def _is_gzip(path: Path) -> bool:
+    return path.name.lower().endswith(".gz")
 
 
 def _first_bad(values: pa.Array, ok: pa.Array) -> int:
@@ -332,10 +355,10 @@ def plan_folder(
     return plans, skipped
 
 
-def _read(plan: _Plan) -> Iterator[pa.Table]:
+def _read(plan: _Plan, on_position: Callable[[int], None] | None = None) -> Iterator[pa.Table]:
     line = 2
     fields = {f.name: f for f in TABLES[plan.table]}
-    for batch in _batches(plan.path, plan.delimiter, plan.names):
+    for batch in _batches(plan.path, plan.delimiter, plan.names, on_position):
         cols, names = [], []
         for src, dst in plan.mapping.items():
             cols.append(_convert(batch.column(src), fields[dst], plan.path, line))
@@ -367,15 +390,28 @@ def load_csv_folder(folder: Path, profile: NamedProfile, *, replace: bool = Fals
             db.execute(f"drop schema if exists {quote_ident(other)} cascade")
         result.removed = leftovers
         db.execute(f"create schema {quote_ident(schema)}")
-        for plan in plans:
-            db.execute(create_table_sql(plan.table, db.schema_ref(schema), db.dialect))
-            n = 0
-            for data in _read(plan):
-                if data.num_rows:
-                    db.insert_arrow(schema, plan.table, data)
-                    n += data.num_rows
-            result.row_counts[plan.table] = n
-            log.info("loaded %s: %d rows from %s", plan.table, n, plan.path.name)
+        sizes = {plan.table: plan.path.stat().st_size for plan in plans}
+        with task("loading CSV", total=sum(sizes.values()), unit="bytes", logger=log) as bar:
+            for plan in plans:
+                db.execute(create_table_sql(plan.table, db.schema_ref(schema), db.dialect))
+                n = 0
+                position = [0]
+
+                def moved(now: int, table: str = plan.table, seen: list[int] = position) -> None:
+                    # bytes of this file read so far (the reader may run a block ahead)
+                    now = min(now, sizes[table])
+                    bar.advance(now - seen[0], note=table)
+                    seen[0] = now
+
+                started = time.perf_counter()
+                for data in _read(plan, moved):
+                    if data.num_rows:
+                        db.insert_arrow(schema, plan.table, data)
+                        n += data.num_rows
+                moved(sizes[plan.table])
+                result.row_counts[plan.table] = n
+                log.info("loaded %s: %d rows from %s", plan.table, n, plan.path.name)
+                log.debug("%s loaded in %.2f s", plan.table, time.perf_counter() - started)
         db.execute("commit")
         in_tx = False
     except BaseException as exc:

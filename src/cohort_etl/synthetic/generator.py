@@ -33,8 +33,9 @@ from cohort_etl.cdm.spec import TABLES
 from cohort_etl.config import NamedProfile
 from cohort_etl.db import Database, connect, quote_ident
 from cohort_etl.errors import CohortEtlError, InputDataError, TargetNotEmpty
+from cohort_etl.progress import task
 from cohort_etl.synthetic import vocabulary as v
-from cohort_etl.synthetic.background import BlockResult, generate_block, n_blocks
+from cohort_etl.synthetic.background import BlockResult, block_range, generate_block, n_blocks
 from cohort_etl.synthetic.controls import add_control_conditions
 from cohort_etl.synthetic.natural_history import simulate_subset, truth_schema
 from cohort_etl.synthetic.params import SynthParams
@@ -212,6 +213,9 @@ def generate(
     chunk_blocks : int
         Blocks of 10,000 background persons generated per write; affects memory only,
         never the output.
+    progress : callable, optional
+        Receives the step messages (default: the module's logger; block lines at DEBUG,
+        as the progress bar shows them).
 
     Returns
     -------
@@ -219,6 +223,8 @@ def generate(
     """
     params.validate()
     say = progress or log.info
+    # each chunk's line: the bar shows it live and logs each tenth in plain mode
+    say_block = progress or log.debug
     t0 = time.perf_counter()
     cdm, truth = profile.settings.cdm_schema, profile.settings.truth_schema
     if cdm == truth:
@@ -304,7 +310,13 @@ def generate(
         bg_errors = {"before_op": 0, "after_death": 0, "duplicates": 0}
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(_generate_chunk, params, chunks[0]) if chunks else None
-            subset = simulate_subset(params, first_person_id=params.persons + 1)
+            # two bars: a subset patient costs ~100 background persons, one ETA would lie
+            with task(
+                "ALL/CAR-T subset", total=params.n_all_subset, unit="patients", logger=log
+            ) as bar:
+                subset = simulate_subset(
+                    params, first_person_id=params.persons + 1, on_progress=bar.advance
+                )
             control_truth: list[tuple[str, str]] = []
             if params.control_outcomes:
                 ctrl = add_control_conditions(
@@ -329,23 +341,30 @@ def generate(
             say(
                 f"ALL/CAR-T subset: {params.n_all_subset} patients, truth rows {subset.truth.num_rows}"
             )
-            for i in range(len(chunks)):
-                if i > 0:
-                    assert pending is not None
-                    done = pending.result()
-                pending = (
-                    pool.submit(_generate_chunk, params, chunks[i + 1])
-                    if i + 1 < len(chunks)
-                    else None
-                )
-                for table in done[0].tables:
-                    write(table, pa.concat_tables([b.tables[table] for b in done]))
-                for block in done:
-                    for k, n in block.errors.items():
-                        bg_errors[k] += n
-                say(
-                    f"background: blocks {chunks[i][0]}-{chunks[i][-1]} of {n_blocks(params)} written"
-                )
+            with task(
+                "background population", total=params.persons, unit="persons", logger=log
+            ) as bar:
+                for i in range(len(chunks)):
+                    if i > 0:
+                        assert pending is not None
+                        done = pending.result()
+                    pending = (
+                        pool.submit(_generate_chunk, params, chunks[i + 1])
+                        if i + 1 < len(chunks)
+                        else None
+                    )
+                    for table in done[0].tables:
+                        write(table, pa.concat_tables([b.tables[table] for b in done]))
+                    for block in done:
+                        for k, n in block.errors.items():
+                            bg_errors[k] += n
+                    say_block(
+                        f"background: blocks {chunks[i][0]}-{chunks[i][-1]} of {n_blocks(params)} written"
+                    )
+                    bar.advance(
+                        sum(block_range(params, b)[1] for b in chunks[i]),
+                        note=f"block {chunks[i][-1] + 1} of {n_blocks(params)}",
+                    )
         errors = {f"{k}_all_subset": n for k, n in subset.errors.items()}
         errors.update({f"{k}_background": n for k, n in bg_errors.items()})
         errors["before_op"] = errors["before_op_all_subset"] + errors["before_op_background"]

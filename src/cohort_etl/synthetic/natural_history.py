@@ -24,7 +24,7 @@ describes what was observable. Deliberate errors are added afterwards and counte
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -668,7 +668,8 @@ class Simulator:
         self.labs(date + 14, vis, cytopenic=True)
 
     # --- per-category histories -----------------------------------------------------------------
-    def simulate(self) -> None:
+    def simulate(self, on_progress: Callable[[int], None] | None = None) -> None:
+        """Simulate every patient; ``on_progress(n)`` after each 100 patients (and the rest)."""
         p = self.p
         cats: list[str] = []
         for cat in CATEGORIES:
@@ -676,6 +677,10 @@ class Simulator:
         order = self.rng.permutation(len(cats))
         for i, idx in enumerate(order):
             self.patient(self.first_person_id + i, cats[idx])
+            if on_progress is not None and (i + 1) % 100 == 0:
+                on_progress(100)
+        if on_progress is not None and len(order) % 100:
+            on_progress(len(order) % 100)
         self.deliberate_errors()
 
     def patient(self, pid: int, cat: str) -> None:
@@ -1335,10 +1340,15 @@ class SubsetResult:
     hsct: HsctTruth | None = None
 
 
-def simulate_subset(params: SynthParams, first_person_id: int) -> SubsetResult:
-    """Simulate the whole ALL / CAR-T subset; person ids start at ``first_person_id``."""
+def simulate_subset(
+    params: SynthParams,
+    first_person_id: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> SubsetResult:
+    """Simulate the whole ALL / CAR-T subset; person ids start at ``first_person_id``;
+    ``on_progress(n)`` as patients are done (progress display only)."""
     sim = Simulator(params, first_person_id)
-    sim.simulate()
+    sim.simulate(on_progress)
     cov = sim.core_covariates
     hsct = hsct_truth(
         params,
