@@ -66,6 +66,33 @@ def test_study_a_diagnostics_in_results(demo_run: DemoRun) -> None:
     assert ms["hr_min"] == min(row["hr"] for row in ms["rows"]) < ms["hr_max"]
 
 
+def test_study_a_target_trial_diagnostics_in_results(demo_run: DemoRun) -> None:
+    """The headline (target-trial) estimate gets the same diagnostics, beside the
+    published design's: every control through the emulation, calibration, verdicts."""
+    r = _results(demo_run)
+    d = r["diagnostics"]["designs"]["target_trial"]
+    neg = [c for c in d["controls"] if c["kind"] == "negative"]
+    assert {c["name"] for c in neg} == {c.key for c in NEGATIVE_CONTROLS}
+    assert d["negative_controls_estimable"] >= 25 and d["null"]["n_controls"] >= 25
+    assert all(c["hr"] is not None and c["lower"] < c["hr"] < c["upper"] for c in neg)
+    assert d["ease"] is not None and d["ease"] >= 0
+    (cal,) = d["calibrated"]
+    tt = r["target_trial"]
+    assert cal["name"] == "os" and cal["hr"] == pytest.approx(tt["hr"], rel=1e-9)
+    assert cal["calibrated_lower"] < cal["calibrated_hr"] < cal["calibrated_upper"]
+    # the controls' variance is the cheap robust one; the headline keeps its bootstrap
+    assert "cluster" in d["control_variance"]
+    assert d["estimate_variance"] == tt["ci_method"] and d["estimate_se"] == tt["log_hr_se"]
+    checks = {c["name"]: c for c in d["checks"]}
+    assert set(checks) == {c["name"] for c in r["diagnostics"]["designs"]["primary"]["checks"]}
+    assert checks["immortal_time"]["verdict"] == "pass"
+    assert checks["equipoise"]["verdict"] == "not evaluated" and checks["equipoise"]["detail"]
+    assert d["verdict"] == ("fail" if d["failed"] else "pass")
+    # the target trial's HR headline row carries its own verdict and calibrated HR
+    lines = {h["result"]: h["estimate"] for h in r["headline"]}
+    assert "calibrated HR" in lines["Hazard ratio of death (target trial)"]
+
+
 def test_study_a_outcome_extras(demo_run: DemoRun) -> None:
     r = _results(demo_run)
     os_, rel = r["outcomes"]["os"], r["outcomes"]["relapse"]
@@ -103,7 +130,13 @@ def test_diagnostics_panel_in_headless_chromium(demo_run: DemoRun, tmp_path: Pat
     assert "<h2>Study diagnostics</h2>" in dom, proc.stderr[-2000:]
     panel = dom.split("<h2>Study diagnostics</h2>", 1)[1].split("<h2>", 1)[0]
     assert "<td>FAIL</td>" in panel and "immortal time" in panel
-    assert 'alt="Controls and the empirical null (calibration plot)"' in panel
+    for design in ("published design (trinetx)", "target trial (clone-censor-weight)"):
+        assert f'alt="Controls and the empirical null (calibration plot): {design}"' in panel
+    # the target trial's diagnostics beside the published design's, and what to read
+    beside = panel.split("Diagnostics beside each other", 1)[1].split("</table>", 1)[0]
+    assert "target trial (clone-censor-weight): verdict" in beside
+    assert "published design (trinetx): verdict" in beside
+    assert "is the one that answers the question" in panel
     assert "Matching sensitivity" in panel and "cohortmethod" in panel
     headline = dom.split("Headline results</h2>", 1)[1].split("<h2>", 1)[0]
     assert "FAILS DIAGNOSTICS" in headline

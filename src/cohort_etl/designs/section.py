@@ -35,6 +35,7 @@ from cohort_etl.designs.landmark import landmark_cox
 from cohort_etl.designs.target_trial import (
     NEVER,
     WITHIN_GRACE,
+    CloneData,
     TargetTrial,
     TargetTrialOptions,
     clone_data_from_frame,
@@ -164,6 +165,8 @@ class TargetTrialSection(BaseModel):
     hr_lower: float | None
     hr_upper: float | None
     ci_method: str
+    #: SE of the log HR: bootstrap SD (``ci: bootstrap``) or person-clustered robust SE
+    log_hr_se: float | None = None
     bootstrap_replicates: int
     seed: int
     horizons: list[StrategyAtHorizon]
@@ -192,6 +195,32 @@ def _num(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+def eligible(spec: TargetTrialSpec, frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The persons eligible at time zero (``require``) and the number excluded."""
+    if not spec.require:
+        return frame.reset_index(drop=True), 0
+    keep = pd.to_numeric(frame[spec.require], errors="coerce") == 1
+    return frame[keep].reset_index(drop=True), int((~keep).sum())
+
+
+def clone_data(
+    spec: TargetTrialSpec, data: pd.DataFrame, event_date: str | None = None
+) -> CloneData:
+    """The emulation's input from the eligible persons; ``event_date`` replaces the
+    spec's outcome (a control outcome run through the same design)."""
+    return clone_data_from_frame(
+        data,
+        start_col=spec.start,
+        exposure_col=spec.exposure_date,
+        exposure_any_col=spec.exposure_any_date,
+        relapse_col=spec.eligibility_end_date,
+        event_col=event_date or spec.event_date,
+        end_col=spec.censor_date,
+        covariates=spec.covariates,
+        what=f"target_trial ({event_date})" if event_date else "target_trial",
+    )
+
+
 def run_section(
     spec: TargetTrialSpec, frame: pd.DataFrame
 ) -> tuple[TargetTrialSection, dict[str, dict[str, list[float]]], dict[str, list[int]]]:
@@ -200,22 +229,8 @@ def run_section(
     Returns the results section, the weighted survival curves per strategy (time,
     survival, unweighted clones at risk) and the numbers at risk at the risk times.
     """
-    data = frame
-    excluded = 0
-    if spec.require:
-        keep = pd.to_numeric(data[spec.require], errors="coerce") == 1
-        excluded = int((~keep).sum())
-        data = data[keep]
-    clones = clone_data_from_frame(
-        data.reset_index(drop=True),
-        start_col=spec.start,
-        exposure_col=spec.exposure_date,
-        exposure_any_col=spec.exposure_any_date,
-        relapse_col=spec.eligibility_end_date,
-        event_col=spec.event_date,
-        end_col=spec.censor_date,
-        covariates=spec.covariates,
-    )
+    data, excluded = eligible(spec, frame)
+    clones = clone_data(spec, data)
     opt = spec.options()
     res = run_target_trial(clones, opt)
     tt = TargetTrial(clones, opt)
@@ -288,6 +303,7 @@ def run_section(
             if res.ci_method == "bootstrap"
             else "person-clustered robust variance (weights treated as known)"
         ),
+        log_hr_se=_num(res.log_hr_se),
         bootstrap_replicates=res.n_boot,
         seed=res.seed,
         horizons=horizons,

@@ -799,20 +799,8 @@ def run_target_trial(
                 rr_lo[j], rr_hi[j] = _pct((1 - sv[:, 1, j]) / (1 - sv[:, 0, j]), level)
         rm_lo, rm_hi = _pct(rm[:, 1] - rm[:, 0], level)
     elif opt.ci == "robust":
-        frame = tt.rows.frame()
-        frame["weight"] = w
-        fit = CoxPH(robust=True).fit(
-            frame["stop"],
-            frame["event"],
-            frame[["arm"]],
-            cluster=frame["id"],
-            weights=frame["weight"],
-            entry=frame["start"],
-        )
-        assert fit.robust_se_ is not None
-        se = float(fit.robust_se_[0])
+        b, se = robust_cox(tt, w)
         z = _z(level)
-        b = float(fit.coef_[0])
         hr_lo, hr_hi = math.exp(b - z * se), math.exp(b + z * se)
     r = tt.rows
     counts = {
@@ -873,6 +861,49 @@ def run_target_trial(
         curves=curves,
         boot_log_hr=boot,
     )
+
+
+def robust_cox_fit(tt: TargetTrial, w: FloatArray) -> CoxPH:
+    """The weighted Cox model of the strategy on the clone rows with the person-clustered
+    robust (sandwich) variance, the weights treated as known: R's
+    ``coxph(Surv(start, stop, event) ~ arm, weights = w, cluster = id, ties = "efron")``.
+    Clones share a person, so the score residuals are summed per person. Rows with weight
+    0 (a within-grace clone whose strategy weight reached 0) contribute nothing and are
+    left out (``coxph`` refuses them)."""
+    frame = tt.rows.frame()
+    frame["weight"] = w
+    frame = frame[frame["weight"] > 0]
+    fit = CoxPH(robust=True).fit(
+        frame["stop"],
+        frame["event"],
+        frame[["arm"]],
+        cluster=frame["id"],
+        weights=frame["weight"],
+        entry=frame["start"],
+    )
+    assert fit.robust_se_ is not None
+    return fit
+
+
+def robust_cox(tt: TargetTrial, w: FloatArray) -> tuple[float, float]:
+    """Log HR and person-clustered robust SE of :func:`robust_cox_fit`."""
+    fit = robust_cox_fit(tt, w)
+    assert fit.robust_se_ is not None
+    return float(fit.coef_[0]), float(fit.robust_se_[0])
+
+
+def log_hr_robust(
+    data: CloneData, options: TargetTrialOptions | None = None
+) -> tuple[float, float, int]:
+    """The emulation's weighted-Cox log HR with the person-clustered robust SE only (no
+    survival curves, no bootstrap): the cheap variance used for control outcomes
+    (docs/diagnostics.md). Returns ``(log HR, robust SE, clone events)``."""
+    opt = options or TargetTrialOptions(ci="robust")
+    tt = TargetTrial(data, opt)
+    coefs = tt.model_coefficients(np.ones(data.n))
+    w = tt.weights(coefs=coefs)
+    b, se = robust_cox(tt, w)
+    return b, se, int(np.sum(tt.rows.event & (w > 0)))
 
 
 def _z(level: float) -> float:

@@ -23,7 +23,7 @@ confidence limit closest to 1 is 1 when the interval covers 1. For a common outc
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -183,6 +183,7 @@ def diagnose_estimate(
     n_treated_before_matching: int | None = None,
     n_treated_matched: int | None = None,
     immortal_time: bool | None = None,
+    not_applicable: dict[str, str] | None = None,
 ) -> EstimateDiagnostics:
     """Diagnostics of one effect estimate, each with value, threshold and verdict.
 
@@ -214,6 +215,9 @@ def diagnose_estimate(
     immortal_time
         True when exposure is defined by an event after time zero (the published design
         of study A): the design fails this check by construction.
+    not_applicable
+        Check name -> why the design has no value for it (e.g. equipoise of a design
+        without a propensity score); shown as the detail of the "not evaluated" verdict.
     """
     th = thresholds or DiagnosticThresholds()
     out = [
@@ -244,4 +248,12 @@ def diagnose_estimate(
                 "exposure defined after time zero" if immortal_time else "",
             )
         )
+    why = not_applicable or {}
+    unknown = set(why) - {d.name for d in out}
+    if unknown:
+        raise InputDataError(f"diagnose_estimate: unknown check(s) {sorted(unknown)}")
+    out = [
+        replace(d, detail=why[d.name]) if d.name in why and d.verdict == "not evaluated" else d
+        for d in out
+    ]
     return EstimateDiagnostics(estimate, tuple(out))

@@ -169,6 +169,7 @@ def calibrate_design(
     controls: list[ControlEstimate],
     primary: dict[str, tuple[float, float]],
     conf_level: float = 0.95,
+    positive_in_error_model: bool = True,
 ) -> DesignCalibration:
     """Fit the empirical null (and error model) to a design's controls and calibrate its
     primary estimate(s).
@@ -179,6 +180,10 @@ def calibrate_design(
         Every control outcome estimated with the design (non-estimable ones with NaN).
     primary
         Estimate name -> ``(log HR, SE)`` of the estimates to calibrate.
+    positive_in_error_model
+        False when the positive controls' true HR is not the design's estimand (the
+        target-trial strategy contrast: their effect is injected into transplanted
+        person-time only); the error model then comes from the null alone.
     """
     notes: list[str] = []
     neg = [c for c in controls if c.kind == "negative" and c.usable]
@@ -199,7 +204,13 @@ def calibrate_design(
         return DesignCalibration(None, None, None, tuple(controls), (), tuple(notes))
     notes += list(null.notes)
     model = null.to_error_model()
-    if len(pos) >= MIN_NEGATIVE_CONTROLS:
+    if pos and not positive_in_error_model:
+        notes.append(
+            f"{len(pos)} positive control(s) estimated but not used for the systematic error "
+            "model: their true HR applies to exposed person-time, not to this design's "
+            "estimand; error model from the empirical null"
+        )
+    elif len(pos) >= MIN_NEGATIVE_CONTROLS:
         both = neg + pos
         try:
             model, _ = fit_error_model(

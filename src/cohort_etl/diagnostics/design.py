@@ -174,7 +174,11 @@ def evaluate_cox_design(
         n_treated_matched=n_treated_after,
         immortal_time=spec.immortal_time if immortal_time is None else immortal_time,
     )
-    return design_diagnostics(design, outcome, checks, calibration, hr)
+    out = design_diagnostics(design, outcome, checks, calibration, hr)
+    out.control_variance = "model-based Cox SE (as the primary estimate)"
+    out.estimate_variance = "model-based Cox SE"
+    out.estimate_se = primary[outcome][1] if outcome in primary else None
+    return out
 
 
 def matching_sensitivity(

@@ -192,3 +192,153 @@ def headline_lines(diag: DiagnosticsResult) -> list[tuple[str, str]]:
             )
         )
     return out
+
+
+def _check_cell(d: DesignDiagnostics, name: str) -> tuple[str, str]:
+    c = next((c for c in d.checks if c.name == name), None)
+    if c is None:
+        return "–", "–"
+    value = _fmt(c.value) if c.value is not None else (c.detail or "–")
+    return value, c.verdict.upper()
+
+
+def side_by_side_table(designs: list[DesignDiagnostics]) -> pd.DataFrame:
+    """One row per diagnostic, per design its value and verdict, then the calibration:
+    the designs' diagnostics beside each other."""
+    names = list(dict.fromkeys(c.name for d in designs for c in d.checks))
+    rows = []
+    for name in names:
+        row = {"diagnostic": LABELS.get(name, name)}
+        th = next((c for d in designs for c in d.checks if c.name == name), None)
+        row["pass if"] = f"{th.comparison} {_fmt(th.threshold)}" if th is not None else "–"
+        for d in designs:
+            value, verdict = _check_cell(d, name)
+            row[f"{d.design}: value"] = value
+            row[f"{d.design}: verdict"] = verdict
+        rows.append(row)
+    extra: list[tuple[str, list[tuple[str, str]]]] = [
+        (
+            "negative controls estimable",
+            [(f"{d.negative_controls_estimable} of {d.negative_controls}", "") for d in designs],
+        ),
+        (
+            "empirical null (mean, sd of the log HR)",
+            [
+                (f"{d.null.mean:.3f}, {d.null.sd:.3f}" if d.null is not None else "–", "")
+                for d in designs
+            ],
+        ),
+    ]
+    for d_cal_label in ("HR (95% CI)", "calibrated HR (95% CI)"):
+        cells = []
+        for d in designs:
+            c = d.calibrated[0] if d.calibrated else None
+            if c is None:
+                cells.append(("–", ""))
+            elif d_cal_label.startswith("calibrated"):
+                cells.append(
+                    (
+                        f"{_fmt(c.calibrated_hr)} ({_fmt(c.calibrated_lower)}–"
+                        f"{_fmt(c.calibrated_upper)})",
+                        "",
+                    )
+                )
+            else:
+                cells.append((f"{_fmt(c.hr)} ({_fmt(c.lower)}–{_fmt(c.upper)})", ""))
+        extra.append((d_cal_label, cells))
+    extra.append(("overall verdict", [("", d.verdict.upper()) for d in designs]))
+    for label, cells in extra:
+        row = {"diagnostic": label, "pass if": ""}
+        for d, (value, verdict) in zip(designs, cells, strict=True):
+            row[f"{d.design}: value"] = value
+            row[f"{d.design}: verdict"] = verdict
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _failed_labels(d: DesignDiagnostics) -> str:
+    return ", ".join(LABELS.get(f, f) for f in d.failed)
+
+
+def reading_sentence(published: DesignDiagnostics, emulation: DesignDiagnostics) -> str:
+    """What a clinician should read from the two designs' diagnostics: which estimate
+    answers the strategy question, and what its own failures (if any) mean."""
+    ok_time = {
+        d.design: next((c.verdict for c in d.checks if c.name == "immortal_time"), None)
+        for d in (published, emulation)
+    }
+    parts = []
+    cal = emulation.calibrated[0] if emulation.calibrated else None
+    hr_text = (
+        f" (calibrated HR {_fmt(cal.calibrated_hr)}, 95% CI {_fmt(cal.calibrated_lower)}–"
+        f"{_fmt(cal.calibrated_upper)})"
+        if cal is not None
+        else ""
+    )
+    if ok_time[emulation.design] == "pass" and ok_time[published.design] == "fail":
+        parts.append(
+            f"The {emulation.design} estimate{hr_text} is the one that answers the question "
+            '"transplant or not": both strategies start at time zero, so it has no immortal '
+            f"time. The {published.design} estimate does not answer it: it "
+            + (f"fails {_failed_labels(published)}: it" if published.failed else "")
+            + " counts the time before the transplant, which every transplanted patient "
+            "had to survive, in favour of transplantation; do not use it as the effect."
+        )
+    else:
+        parts.append(
+            f"{emulation.design}: {emulation.verdict.upper()}; {published.design}: "
+            f"{published.verdict.upper()}."
+        )
+    if "ph_test_global_p" in emulation.failed:
+        parts.append(
+            f"The {emulation.design} hazard ratio fails the proportional-hazards test: the "
+            "strategies differ only after the transplants, so the hazard ratio changes over "
+            "time and the single HR is an average over the follow-up. Read the survival "
+            "difference at the horizons (the primary contrast) rather than the HR."
+        )
+    others = [f for f in emulation.failed if f != "ph_test_global_p"]
+    if others:
+        parts.append(
+            f"It also fails {', '.join(LABELS.get(f, f) for f in others)}: interpret it "
+            "with that caution."
+        )
+    ease = next((c for c in emulation.checks if c.name == "ease"), None)
+    if emulation.ease is not None and ease is not None and ease.threshold is not None:
+        parts.append(
+            f"Its {emulation.negative_controls_estimable} negative controls show an expected "
+            f"absolute systematic error of {_fmt(emulation.ease, 2)} "
+            + (
+                f"(below the {_fmt(ease.threshold)} threshold: calibration changes the "
+                "estimate little)."
+                if ease.verdict == "pass"
+                else f"(not below the {_fmt(ease.threshold)} threshold: residual bias is likely)."
+            )
+        )
+    return " ".join(parts)
+
+
+def mark_headline(
+    rows: list[tuple[str, str]], d: DesignDiagnostics, suffix: str
+) -> list[tuple[str, str]]:
+    """The design's hazard-ratio headline row (label starting "Hazard ratio" and ending
+    with ``suffix``) with its diagnostics verdict appended: failing checks named, not
+    hidden; a passing design says so."""
+    verdict = d.verdict.upper()
+    if d.failed:
+        verdict = f"FAILS DIAGNOSTICS ({_failed_labels(d)})"
+        if "ph_test_global_p" in d.failed:
+            verdict += (
+                ": the HR averages an effect that changes over time; read the survival difference"
+            )
+    elif d.verdict == "pass":
+        verdict = "passes diagnostics"
+    cal = d.calibrated[0] if d.calibrated else None
+    if cal is not None:
+        verdict += (
+            f"; calibrated HR {_fmt(cal.calibrated_hr)} ({_fmt(cal.calibrated_lower)}–"
+            f"{_fmt(cal.calibrated_upper)})"
+        )
+    return [
+        (k, f"{v} — {verdict}") if k.startswith("Hazard ratio") and k.endswith(suffix) else (k, v)
+        for k, v in rows
+    ]

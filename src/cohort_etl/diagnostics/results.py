@@ -123,6 +123,13 @@ class DesignDiagnostics(_Result):
     calibrated: list[CalibratedHR] = Field(default_factory=list)
     controls: list[ControlResult] = Field(default_factory=list)
     e_value: EValueResult | None = None
+    #: how the controls' standard errors were computed (docs/diagnostics.md)
+    control_variance: str | None = None
+    #: SE of the primary log HR used for calibration, and how it was computed
+    estimate_se: Num = None
+    estimate_variance: str | None = None
+    #: the primary log HR's SE under the controls' variance (to compare the two)
+    estimate_se_control_variance: Num = None
     notes: list[str] = Field(default_factory=list)
 
 

@@ -17,8 +17,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from cohort_etl.diagnostics.calibration import fit_null
+from cohort_etl.errors import NotEstimable
 from cohort_etl.outcomes.cox import CoxPH
 from cohort_etl.synthetic.controls import (
     CONTROL_OUTCOMES,
@@ -103,3 +105,146 @@ def calibration_coverage(
         median_width_ratio=float(np.median((chi - clo) / (2 * Z95 * se))),
         mean_abs_shift=float(np.mean(np.abs(cy - y))),
     )
+
+
+@dataclass(frozen=True)
+class TargetTrialCalibrationRow:
+    """One simulated study-A cohort: the target trial's HR (robust CI) before and after
+    calibration with its own negative controls, and the generator's truth."""
+
+    seed: int
+    n_persons: int
+    truth_log_hr: float  # truth.strategy.os_hr_study_followup
+    log_hr: float
+    se: float
+    calibrated_log_hr: float
+    calibrated_lower: float
+    calibrated_upper: float
+    null_mean: float
+    null_sd: float
+    ease: float
+    negative_controls: int
+    failed: tuple[str, ...]
+
+    @property
+    def covered(self) -> bool:
+        return abs(self.log_hr - self.truth_log_hr) <= Z95 * self.se
+
+    @property
+    def covered_calibrated(self) -> bool:
+        return self.calibrated_lower <= self.truth_log_hr <= self.calibrated_upper
+
+    @property
+    def width_ratio(self) -> float:
+        return (self.calibrated_upper - self.calibrated_lower) / (2 * Z95 * self.se)
+
+
+def target_trial_calibration(
+    seed: int, *, bias_mean: float = 0.0, bias_sd: float = 0.0, truth_n: int = 20_000
+) -> TargetTrialCalibrationRow:
+    """Draw study A from the generator (seed ``seed``) with its control outcomes (the
+    generator's control model, an optional injected bias), run the target trial with the
+    robust variance and its diagnostics, and return the HR before / after calibration
+    beside the generator's strategy truth (study follow-up)."""
+    from cohort_etl.designs.section import TargetTrialSpec, run_section
+    from cohort_etl.designs.simulation import draw_study_a
+    from cohort_etl.diagnostics.spec import DiagnosticsSpec
+    from cohort_etl.diagnostics.target_trial import evaluate_target_trial
+    from cohort_etl.synthetic.controls import NEGATIVE_CONTROLS, POSITIVE_CONTROLS
+    from cohort_etl.synthetic.params import SynthParams
+
+    draw = draw_study_a(SynthParams(seed=seed), truth_n=truth_n)
+    assert draw.truth.strategy is not None
+    data = add_control_dates(draw.data, seed, bias_mean, bias_sd)
+    spec = TargetTrialSpec(
+        exposure_date="hsct_date",
+        exposure_any_date="allo_hsct_any_date",
+        eligibility_end_date="relapse_date",
+        event_date="death_date",
+        censor_date="end_of_followup_date",
+        covariates=list(TT_COVARIATES),
+        ci="robust",
+    )
+    section, _, _ = run_section(spec, data)
+    diag = DiagnosticsSpec(
+        outcome="os",
+        negative_controls=[c.key for c in NEGATIVE_CONTROLS],
+        positive_controls={c.key: c.true_hr for c in POSITIVE_CONTROLS},
+    )
+    d = evaluate_target_trial(diag, spec, data, section)
+    if not d.calibrated or d.null is None or d.ease is None:
+        raise NotEstimable(f"seed {seed}: target trial not calibrated ({d.notes})")
+    c = d.calibrated[0]
+    assert c.calibrated_hr and c.calibrated_lower and c.calibrated_upper
+    return TargetTrialCalibrationRow(
+        seed=seed,
+        n_persons=section.n_eligible,
+        truth_log_hr=math.log(draw.truth.strategy.os_hr_study_followup),
+        log_hr=math.log(c.hr),
+        se=(math.log(c.upper) - math.log(c.lower)) / (2 * Z95),
+        calibrated_log_hr=math.log(c.calibrated_hr),
+        calibrated_lower=math.log(c.calibrated_lower),
+        calibrated_upper=math.log(c.calibrated_upper),
+        null_mean=d.null.mean,
+        null_sd=d.null.sd,
+        ease=d.ease,
+        negative_controls=d.negative_controls_estimable,
+        failed=tuple(d.failed),
+    )
+
+
+#: the censoring-model covariates of study A's target trial
+TT_COVARIATES = (
+    "age_at_index",
+    "prior_lines",
+    "ph_positive",
+    "mrd_negative_after_cart",
+    "cr_after_cart",
+)
+
+
+def add_control_dates(
+    data: pd.DataFrame, seed: int, bias_mean: float = 0.0, bias_sd: float = 0.0
+) -> pd.DataFrame:
+    """``data`` (study A, one row per person) with a ``control__<name>`` date per control
+    outcome, drawn with the generator's control-outcome model: exposure = any allogeneic
+    HSCT, follow-up to ``end_of_followup_date``, own stream ``default_rng([seed, 7])``."""
+    from cohort_etl.diagnostics.spec import control_column
+
+    rng = np.random.default_rng([seed, 7])
+    index = pd.to_datetime(data["index_date"])
+    end = (pd.to_datetime(data["end_of_followup_date"]) - index).dt.days.to_numpy(float)
+    hsct = (pd.to_datetime(data["allo_hsct_any_date"]) - index).dt.days.to_numpy(float)
+    events = draw_control_events(
+        rng, np.where(np.isnan(hsct), np.inf, hsct), end, draw_biases(rng, bias_mean, bias_sd)
+    )
+    out = data.copy()
+    for c in CONTROL_OUTCOMES:
+        day = np.ceil(events[c.key])  # recorded on a date: the day the drawn time falls in
+        out[control_column(c.key)] = index + pd.to_timedelta(day, unit="D")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m cohort_etl.diagnostics.simulation --seeds N [--bias-mean M --bias-sd S]``:
+    the target trial's calibration on generator draws, one JSON line per seed."""
+    import argparse
+    import json
+    from dataclasses import asdict
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--first", type=int, default=1)
+    ap.add_argument("--bias-mean", type=float, default=0.0)
+    ap.add_argument("--bias-sd", type=float, default=0.0)
+    ap.add_argument("--truth-n", type=int, default=20_000)
+    args = ap.parse_args(argv)
+    for seed in range(args.first, args.first + args.seeds):
+        row = target_trial_calibration(
+            seed, bias_mean=args.bias_mean, bias_sd=args.bias_sd, truth_n=args.truth_n
+        )
+        print(json.dumps(asdict(row)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

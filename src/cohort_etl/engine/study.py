@@ -268,6 +268,17 @@ class Study:
         self.out.results.target_trial = section
         self.out.target_trial_curves = curves
         self.out.target_trial_at_risk = at_risk
+        diag = self.out.results.diagnostics
+        if self.spec.diagnostics is not None and diag is not None:
+            # the headline estimate gets the published design's diagnostics, beside them
+            from cohort_etl.diagnostics.target_trial import evaluate_target_trial
+
+            try:
+                diag.designs["target_trial"] = evaluate_target_trial(
+                    self.spec.diagnostics, tt, data, section
+                )
+            except CohortEtlError as exc:
+                self._not_estimable("diagnostics:target_trial", str(exc))
 
     def _guarded(
         self,

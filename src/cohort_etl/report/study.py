@@ -242,7 +242,9 @@ def _diagnostics_lines(
     o = spec.diagnostics_outcome()
     if diag is None or o is None:
         return []
-    for d in diag.designs.values():
+    # the arm HR line is the published (primary) design's; other designs mark their own
+    primary = diag.designs.get("primary")
+    for d in [primary] if primary is not None else []:
         if d.verdict == "fail" and d.outcome == o.name:
             key = f"{o.label}: hazard ratio"
             failed = ", ".join(diag_report.LABELS.get(f, f) for f in d.failed)
@@ -303,6 +305,23 @@ def _diagnostics_section(res: StudyResults, fig_dir: Path) -> Section:
     diag = res.diagnostics
     assert diag is not None
     sec = Section("Study diagnostics")
+    published, emulation = diag.designs.get("primary"), diag.designs.get("target_trial")
+    if published is not None and emulation is not None:
+        sec.paragraphs.append(diag_report.reading_sentence(published, emulation))
+        sec.tables.append(
+            (
+                "Diagnostics beside each other: the target-trial estimate and the published design",
+                diag_report.side_by_side_table([emulation, published]),
+            )
+        )
+        if emulation.control_variance:
+            sec.paragraphs.append(
+                f"Variance of the {emulation.design} control estimates: "
+                f"{emulation.control_variance}. Its headline estimate keeps its own "
+                f"({emulation.estimate_variance}); on this estimate the two SEs of the log HR "
+                f"are {_num(emulation.estimate_se_control_variance, 3)} (robust) and "
+                f"{_num(emulation.estimate_se, 3)} (headline)."
+            )
     for key, d in diag.designs.items():
         failed = ", ".join(diag_report.LABELS.get(f, f) for f in d.failed)
         sec.paragraphs.append(
@@ -326,12 +345,14 @@ def _diagnostics_section(res: StudyResults, fig_dir: Path) -> Section:
             )
         cal = diag_report.calibration_table(d)
         if not cal.empty:
-            sec.tables.append(("Calibrated estimate", cal))
+            sec.tables.append((f"Calibrated estimate: {d.design}", cal))
         fig = diag_report.calibration_figure(d, fig_dir / f"calibration_{key}.png")
         if fig is not None:
-            sec.figures.append(("Controls and the empirical null (calibration plot)", fig))
+            sec.figures.append(
+                (f"Controls and the empirical null (calibration plot): {d.design}", fig)
+            )
         if d.controls:
-            sec.tables.append(("Control outcomes", diag_report.controls_table(d)))
+            sec.tables.append((f"Control outcomes: {d.design}", diag_report.controls_table(d)))
     ms = diag.matching_sensitivity
     if ms is not None:
         fig = diag_report.sensitivity_figure(ms, fig_dir / "matching_sensitivity.png")
@@ -532,6 +553,9 @@ def write_outputs(
     lead: list[tuple[str, str]] = []
     if res.target_trial is not None:
         lead = ttr.headline_rows(res.target_trial) + [_published_summary(res, published_lines)]
+        emulation = res.diagnostics.designs.get("target_trial") if res.diagnostics else None
+        if emulation is not None:
+            lead = diag_report.mark_headline(lead, emulation, "(target trial)")
     res.headline = [HeadlineRow(result=k, estimate=v) for k, v in lead + published_lines]
     paths["results"] = res.write(out_dir / "results.json")
     for name, table in result.tables.items():
