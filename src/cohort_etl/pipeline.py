@@ -21,7 +21,8 @@ from cohort_etl.config import NamedProfile, project_root
 from cohort_etl.db import connected
 from cohort_etl.diagnostics.spec import control_column
 from cohort_etl.engine import Study
-from cohort_etl.engine.results import DataQuality, Provenance, StudyResults
+from cohort_etl.engine.concept_set_columns import EVENTS_MODEL, add_columns, events_sql, set_names
+from cohort_etl.engine.results import ConceptSetSource, DataQuality, Provenance, StudyResults
 from cohort_etl.errors import BuildError, CohortEtlError, ConfigError, InputDataError, SpecError
 from cohort_etl.progress import Progress
 from cohort_etl.quality.findings import QualityReport
@@ -185,6 +186,72 @@ def add_control_outcomes(
     return out
 
 
+def add_concept_set_columns(
+    profile: NamedProfile, spec: StudySpec, data: pd.DataFrame, folder: Path | None = None
+) -> tuple[pd.DataFrame, list[ConceptSetSource] | None]:
+    """Add the spec's concept-set covariates and outcome dates to the mart's rows
+    (:mod:`cohort_etl.engine.concept_set_columns`), and the registry rows of those sets."""
+    from cohort_etl.concept_sets.registry import load_registry
+
+    names = set_names(spec)
+    if not names:
+        return data, None
+    folder = folder or project_root() / "concept_sets"
+    entries = {e.name: e for e in load_registry(folder)}
+    unknown = [n for n in names if n not in entries]
+    if unknown:
+        raise SpecError(
+            f"study {spec.name!r}: concept set(s) {', '.join(unknown)} not in "
+            f"{folder / 'registry.csv'}; a new ATLAS export dropped into {folder} is "
+            "registered by `cohort-etl concept-sets validate` (or `concept-sets add FILE`)"
+        )
+    schema = profile.settings.results_schema
+    with connected(profile) as db:
+        tables = db.tables(schema)
+        for needed in (EVENTS_MODEL, "concept_set_items"):
+            if needed not in tables:
+                raise BuildError(f"{schema}.{needed} does not exist; run the dbt build first")
+        marks = ", ".join([db.param] * len(names))
+        built = set(
+            db.query_df(
+                f"select distinct concept_set_name from "
+                f"{db.table_ref(schema, 'concept_set_items')} where concept_set_name in ({marks})",
+                names,
+            )["concept_set_name"]
+        )
+        stale = [n for n in names if n not in built]
+        if stale:
+            raise BuildError(
+                f"study {spec.name!r}: concept set(s) {', '.join(stale)} are registered but "
+                "not in the last build; rebuild (cohort-etl run without --skip-build)"
+            )
+        records = db.query_df(
+            events_sql(
+                db.table_ref(schema, EVENTS_MODEL),
+                db.table_ref(schema, str(spec.mart)),
+                len(names),
+                db.param,
+            ),
+            names,
+        )
+    sources = [
+        ConceptSetSource(
+            name=n,
+            file=entries[n].file,
+            status=entries[n].status,  # type: ignore[arg-type]
+            domain=entries[n].domain,
+            sha256=file_hash(folder / entries[n].file),
+        )
+        for n in names
+    ]
+    drafts = [s.name for s in sources if s.status == "draft"]
+    if drafts:
+        log.warning(
+            "study %s uses draft (not reviewed) concept set(s): %s", spec.name, ", ".join(drafts)
+        )
+    return add_columns(spec, data, records), sources
+
+
 def study_attrition(spec: StudySpec, attrition: pd.DataFrame | None) -> pd.DataFrame | None:
     """The attrition rows of the cohort the spec names (``cohort:``), looked up by name."""
     if attrition is None or spec.cohort is None:
@@ -284,10 +351,12 @@ def _run_study(
         raise SpecError(f"{path}: study {spec.name!r} names no mart (mart: ...) for cohort-etl run")
     data, attrition = read_mart(profile, spec.mart)
     data = add_control_outcomes(profile, spec, data)
+    data, concept_sets = add_concept_set_columns(profile, spec, data)
     provenance = Provenance(
         door="run",
         source=f"mart {spec.mart}",
         data_quality=DataQuality.from_report(quality) if quality is not None else None,
+        concept_sets=concept_sets,
     )
     result = Study(spec, source=f"mart {spec.mart}").run(
         data, study_attrition(spec, attrition), provenance

@@ -1,4 +1,4 @@
-"""``cohort-etl concept-sets validate | resolve | diff``."""
+"""``cohort-etl concept-sets validate | add | resolve | diff | export``."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import click
 
 from cohort_etl.commands.options import profile_option
 from cohort_etl.concept_sets.models import load_expression
+from cohort_etl.concept_sets.register import register, register_new
 from cohort_etl.concept_sets.registry import (
     ConceptSet,
     RegistryEntry,
+    default_folder,
     load_concept_sets,
 )
 from cohort_etl.concept_sets.resolve import diff as diff_sets
@@ -48,9 +50,29 @@ def _check_vocabulary(db: object, schema: str) -> None:
 @profile_option
 @folder_option
 @click.option("--offline", is_flag=True, help="Schema checks only; do not open the database.")
-def validate(profile_name: str | None, folder: Path | None, offline: bool) -> None:
+@click.option(
+    "--no-register",
+    is_flag=True,
+    help="Do not give new (unregistered) files a draft registry row; report them as errors.",
+)
+def validate(
+    profile_name: str | None, folder: Path | None, offline: bool, no_register: bool
+) -> None:
     """Check every concept set file (schema, with file and JSON path) and, unless
-    --offline, that the connected vocabulary has every concept named."""
+    --offline, that the connected vocabulary has every concept named.
+
+    A new ATLAS export in the folder is first given a draft registry row (printed; see
+    `concept-sets add`) unless --no-register."""
+    added = 0
+    if not no_register:
+        drafted, refused = register_new(folder)
+        for row in drafted:
+            click.echo(str(row))
+        added = len(drafted)
+        if refused:
+            for message in refused:
+                click.echo(f"error: {message}")
+            raise SpecError(f"{len(refused)} concept set file(s) not registered; see above")
     issues = schema_issues(folder)
     if not issues and not offline:
         profile = get_profile(profile_name)
@@ -64,7 +86,50 @@ def validate(profile_name: str | None, folder: Path | None, offline: bool) -> No
     n = len(load_concept_sets(folder)) if not errors else 0
     if errors:
         raise SpecError(f"{len(errors)} concept set error(s); see above")
-    click.echo(f"ok: {n} concept sets valid ({len(issues)} warning(s))")
+    drafts = [s.name for s in load_concept_sets(folder) if s.entry.status == "draft"]
+    click.echo(
+        f"ok: {n} concept sets valid ({len(issues)} warning(s))"
+        + (f"; {added} draft registry row(s) added to registry.csv" if added else "")
+    )
+    if drafts:
+        click.echo(
+            f"note: {len(drafts)} draft set(s) not yet reviewed (registry.csv status draft): "
+            + ", ".join(drafts)
+        )
+
+
+@concept_sets.command("add")
+@folder_option
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def add(folder: Path | None, file: Path) -> None:
+    """Register an ATLAS concept set export with a draft registry.csv row.
+
+    FILE is copied into the concept set folder if it is not there. The row (printed) takes
+    the export's name (else the file name), the domain its items declare and status draft;
+    a reviewer sets status to accepted. Adding a registered file again changes nothing."""
+    import shutil
+
+    folder = folder or default_folder()
+    target = folder / file.name
+    copied = False
+    if file.resolve() != target.resolve():
+        if target.exists() and target.read_bytes() != file.read_bytes():
+            raise SpecError(
+                f"{target}: a different file of that name is already in the concept set "
+                "folder; rename one"
+            )
+        if not target.exists():
+            load_expression(file)  # refuse a file that is not a concept set before copying
+            shutil.copyfile(file, target)
+            copied = True
+            click.echo(f"copied {file} to {target}")
+    try:
+        row = register(target, folder)
+    except SpecError:
+        if copied:
+            target.unlink()  # do not leave a copy the registry refuses
+        raise
+    click.echo(str(row))
 
 
 @concept_sets.command("resolve")
@@ -154,6 +219,72 @@ def diff(profile_name: str | None, old: Path, new: Path, as_json: bool) -> None:
     click.echo(f"concepts lost ({len(changes.concepts_lost)}): {changes.concepts_lost}")
     click.echo(f"persons gained: {len(changes.persons_gained)}")
     click.echo(f"persons lost: {len(changes.persons_lost)}")
+
+
+@concept_sets.command("export")
+@profile_option
+@folder_option
+@click.option(
+    "--resolved",
+    is_flag=True,
+    help="Write code items (code_items.csv) as concept items with the site's concept ids.",
+)
+@click.option("--set", "names", multiple=True, metavar="NAME", help="Only this set (repeatable).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default output/<profile>/concept_sets/).",
+)
+def export(
+    profile_name: str | None,
+    folder: Path | None,
+    resolved: bool,
+    names: tuple[str, ...],
+    out_dir: Path | None,
+) -> None:
+    """One ATLAS concept set export per set ({"name", "description", "expression"}).
+
+    With --resolved, each code item of code_items.csv is looked up by vocabulary and code
+    in the connected vocabulary and written as a concept item, so ATLAS and other OHDSI
+    tools see the full set (docs/concept_sets.md); codes the vocabulary lacks are named in
+    the file's description and left out."""
+    from cohort_etl.concept_sets.export import lookup_codes, write_exports
+    from cohort_etl.config import project_root
+
+    sets = load_concept_sets(folder, list(names) or None)
+    profile = get_profile(profile_name)
+    out_dir = out_dir or project_root() / "output" / profile.name / "concept_sets"
+    lookup = None
+    vocabulary = None
+    if resolved:
+        schema = profile.settings.cdm_schema
+        with connected(profile) as db:
+            _check_vocabulary(db, schema)
+            codes = [c for s in sets for c in s.code_items]
+            lookup = lookup_codes(db, f"{db.schema_ref(schema)}.concept", codes)
+            if "vocabulary" in db.tables(schema):
+                vocabulary = db.scalar(
+                    f"select vocabulary_version from {db.table_ref(schema, 'vocabulary')} "
+                    f"where vocabulary_id = {db.param}",
+                    ["None"],
+                )
+    written = write_exports(sets, out_dir, lookup, str(vocabulary) if vocabulary else None)
+    for item in written:
+        extra = ""
+        if item.code_items_resolved or item.code_items_unresolved:
+            extra = (
+                f" ({len(item.code_items_resolved)} code item(s) resolved"
+                + (
+                    f", not in the vocabulary: {', '.join(item.code_items_unresolved)}"
+                    if item.code_items_unresolved
+                    else ""
+                )
+                + ")"
+            )
+        click.echo(f"{item.path}: {item.items} item(s){extra}")
+    click.echo(f"ok: {len(written)} concept set(s) written to {out_dir}")
 
 
 __all__ = ["concept_sets"]

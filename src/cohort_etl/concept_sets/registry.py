@@ -1,9 +1,12 @@
 """The concept set registry (``concept_sets/registry.csv``) and loading every set it lists.
 
-Columns: ``id, name, file, status, description, owner, created, modified, replaces``.
-``name`` is the stable handle the dbt models use (``concept_set_name``); ``file`` is the
-Circe JSON beside the registry. Every JSON file in the folder must be registered and every
-registered file must exist.
+Columns: ``id, name, file, status, description, owner, created, modified, replaces`` and
+(optional column) ``domain``, the OMOP domain of the set's concepts. ``name`` is the stable
+handle the dbt models and study specs use (``concept_set_name``); ``file`` is the Circe JSON
+beside the registry. Every JSON file in the folder must be registered and every registered
+file must exist: a new ATLAS export dropped into the folder is given a ``draft`` row by
+``cohort-etl concept-sets validate`` / ``concept-sets add`` (:mod:`.register`), which a
+reviewer then accepts by setting ``status`` to ``accepted``.
 
 ``code_items.csv`` (optional) adds items for codes that have no known public OMOP concept id
 (``concept_set_name, vocabulary_id, concept_code, is_excluded, include_descendants,
@@ -37,6 +40,20 @@ REGISTRY_COLUMNS = (
     "modified",
     "replaces",
 )
+#: optional registry column (a registry without it is read as all blank)
+DOMAIN_COLUMN = "domain"
+#: OMOP domain ids a concept set's concepts can have (the registry's ``domain``)
+DOMAINS = (
+    "Condition",
+    "Drug",
+    "Procedure",
+    "Measurement",
+    "Observation",
+    "Device",
+    "Visit",
+    "Specimen",
+    "Episode",
+)
 STATUSES = ("draft", "accepted", "deprecated")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 #: a concept set file: a plain file name beside the registry (no folders)
@@ -67,6 +84,14 @@ class RegistryEntry(BaseModel):
     created: date
     modified: date
     replaces: str = ""
+    domain: str = ""
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        if value and value not in DOMAINS:
+            raise ValueError(f"must be blank or one of {', '.join(DOMAINS)}")
+        return value
 
     @field_validator("name")
     @classmethod

@@ -523,6 +523,36 @@ class DataQuality(ResultModel):
         )
 
 
+class ConceptSetSource(ResultModel):
+    """A concept set a study's spec uses, as registered when ``run`` read it: a ``draft``
+    set has not been reviewed (concept_sets/registry.csv)."""
+
+    name: str
+    file: str
+    status: Literal["draft", "accepted", "deprecated"]
+    domain: str = ""
+    sha256: str
+
+
+class ConceptSetColumn(ResultModel):
+    """A column the spec derives from a concept set: a 0/1 covariate (any record in
+    ``window_days`` of ``anchor``) or an outcome date (first record after ``anchor``).
+    Counts are over the compared persons (before matching) and blank when between 1 and
+    min_cell_count - 1; SMDs are the balance table's."""
+
+    column: str
+    concept_set: str
+    kind: Literal["covariate", "outcome_date"]
+    anchor: str
+    window_days: list[int] | None = None
+    definition: str
+    persons: int
+    persons_with_record: int | None = None
+    suppressed: bool = False
+    smd_before: Num = None
+    smd_after: Num = None
+
+
 class Provenance(ResultModel):
     """Where the data came from: the only part that differs between the two doors
     (``attrition`` and ``data_quality`` are known only to ``run``, which reads the cohort's
@@ -533,6 +563,8 @@ class Provenance(ResultModel):
     sha256: str | None = None
     attrition: list[AttritionStep] | None = None
     data_quality: DataQuality | None = None
+    #: the registry rows of the concept sets the spec derives columns from (run only)
+    concept_sets: list[ConceptSetSource] | None = None
 
 
 class StudyResults(ResultModel):
@@ -552,6 +584,8 @@ class StudyResults(ResultModel):
     cohort_filter: CohortFilter | None = None
     cohort: CohortCounts | None = None
     matching: MatchingSummary | None = None
+    #: columns derived from concept sets (spec concept_set_covariates / _outcomes)
+    concept_set_columns: list[ConceptSetColumn] = Field(default_factory=list)
     outcomes: dict[str, OutcomeResult] = Field(default_factory=dict)
     comparisons: dict[str, ComparisonResult] = Field(default_factory=dict)
     cox_models: dict[str, CoxModelResult] = Field(default_factory=dict)

@@ -40,6 +40,7 @@ from cohort_etl.engine.results import (
     CohortCounts,
     CohortFilter,
     ComparisonResult,
+    ConceptSetColumn,
     CoxModelResult,
     Flag,
     FollowUp,
@@ -76,6 +77,7 @@ from cohort_etl.outcomes.timevarying import landmark, split_at_exposure
 from cohort_etl.studies.spec import (
     UNIT_DAYS,
     Binary,
+    ConceptSetCovariate,
     CoxModel,
     GroupComparison,
     Sensitivity,
@@ -222,6 +224,9 @@ class Study:
         else:
             analysis = data.copy()
         self.out.matched_data = analysis
+        if spec.concept_set_columns():
+            compared = self.out.compared if self.out.compared is not None else analysis
+            self._concept_set_columns(compared)
         for o in spec.outcomes:
             try:
                 if isinstance(o, TimeToEvent):
@@ -244,6 +249,37 @@ class Study:
             self._guarded("target_trial", self._target_trial, spec.target_trial, data)
         self._forest()
         return self.out
+
+    def _concept_set_columns(self, data: pd.DataFrame) -> None:
+        """results.json's ``concept_set_columns``: each derived column's definition, how
+        many compared persons have a record (small counts suppressed) and, for a
+        covariate, its SMD before / after matching."""
+        balance = self.out.balance
+        smd: dict[str, tuple[Any, Any]] = {}
+        if balance is not None:
+            for row in balance.itertuples(index=False):
+                smd[str(row.covariate)] = (row.smd_before, row.smd_after)
+        for item in self.spec.concept_set_columns():
+            values = data[item.column]
+            is_covariate = isinstance(item, ConceptSetCovariate)
+            n = int((values == 1).sum()) if is_covariate else int(values.notna().sum())
+            suppressed = 0 < n < self.spec.min_cell_count
+            before, after = smd.get(item.column, (None, None))
+            self.out.results.concept_set_columns.append(
+                ConceptSetColumn(
+                    column=item.column,
+                    concept_set=item.concept_set,
+                    kind="covariate" if is_covariate else "outcome_date",
+                    anchor=item.anchor,
+                    window_days=list(item.window_days) if is_covariate else None,  # type: ignore[union-attr]
+                    definition=item.describe(),
+                    persons=len(data),
+                    persons_with_record=None if suppressed else n,
+                    suppressed=suppressed,
+                    smd_before=_float(before),
+                    smd_after=_float(after),
+                )
+            )
 
     def _window_step(self, days: int, removed: int, remaining: int) -> None:
         """The complete-window rule as the last step of the attrition table."""
@@ -1001,6 +1037,15 @@ def reference_levels(data: pd.DataFrame, m: CoxModel) -> dict[str, CovariateInfo
             levels = [ref, *[lv for lv in levels if lv != ref]]
         out[col] = CovariateInfo(col, "categorical", tuple(levels))
     return out
+
+
+def _float(value: Any) -> float | None:
+    """A finite float, else None (an SMD that could not be computed)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
 
 
 def _frame(rows: Sequence[Any]) -> pd.DataFrame:

@@ -437,6 +437,45 @@ def _matching_section(spec: StudySpec, result: StudyOutput, fig_dir: Path) -> Se
     return sec
 
 
+def _concept_set_section(spec: StudySpec, res: StudyResults) -> Section:
+    """The columns derived from concept sets: definition, persons with a record, SMDs,
+    and (run door) the set's registry status; a draft set is flagged."""
+    sources = {c.name: c for c in (res.provenance.concept_sets or [])} if res.provenance else {}
+    rows = []
+    for c in res.concept_set_columns:
+        src = sources.get(c.concept_set)
+        rows.append(
+            {
+                "column": human_label(c.column, spec.labels),
+                "concept set": c.concept_set,
+                "registry status": src.status if src else "",
+                "use": "covariate" if c.kind == "covariate" else "outcome date",
+                "definition": c.definition,
+                "persons": c.persons,
+                "with a record": (
+                    f"< {spec.min_cell_count}" if c.suppressed else c.persons_with_record
+                ),
+                "SMD before": _num(c.smd_before),
+                "SMD after": _num(c.smd_after),
+            }
+        )
+    drafts = sorted({c for c, s in sources.items() if s.status == "draft"})
+    return Section(
+        "Concept-set covariates and outcomes",
+        paragraphs=[
+            "Columns computed from concept sets (any record in the window / first record "
+            "after the anchor), from the build's concept set events of every CDM domain."
+        ],
+        tables=[("", pd.DataFrame(rows))],
+        warning=(
+            f"Draft concept set(s) not yet reviewed (concept_sets/registry.csv): "
+            f"{', '.join(drafts)}"
+            if drafts
+            else None
+        ),
+    )
+
+
 def _balance_labels(balance: pd.DataFrame, spec: StudySpec) -> list[str]:
     """Human labels of balance rows (the PS row is the propensity score)."""
     out = []
@@ -616,6 +655,8 @@ def write_outputs(
         )
     if spec.arms:
         sections.append(_matching_section(spec, result, fig_dir))
+    if res.concept_set_columns:
+        sections.append(_concept_set_section(spec, res))
     if res.diagnostics is not None:
         sections.append(_diagnostics_section(res, fig_dir))
     extras = _outcome_extras_table(spec, res)

@@ -18,6 +18,23 @@ any dataset::
          horizons_days: [365, 730]}
       - {name: cr, type: binary, label: CR, column: cr}
 
+A concept set (``concept_sets/``, by its registry name) becomes a column without SQL:
+``concept_set_covariates`` adds a 0/1 covariate "any record of the set in a window of days
+around the index date" (default [-365, 0], both ends included) to ``covariates``;
+``concept_set_outcomes`` adds a date column "first record of the set after the index
+date" that an outcome names as its ``event_date``::
+
+    concept_set_covariates:
+      - {concept_set: tki, window_days: [-365, 0]}      # column tki (0/1)
+    concept_set_outcomes:
+      - {name: bone_marrow_date, concept_set: bone_marrow_assessment}
+    outcomes:
+      - {name: bm, type: time_to_event, start: index_date, event_date: bone_marrow_date,
+         censor_date: end_of_followup_date}
+
+``cohort-etl run`` computes those columns from the build's concept set events
+(:mod:`cohort_etl.engine.concept_set_columns`); for ``analyze`` the file carries them.
+
 A spec is data, validated here; :class:`cohort_etl.engine.Study` executes it. Validation
 errors name the file, the field path and, where the field takes one of a fixed set, the
 allowed values.
@@ -277,6 +294,50 @@ class TableOne(_Strict):
     categorical: list[str] = Field(default_factory=list)
 
 
+class ConceptSetCovariate(_Strict):
+    """A 0/1 covariate: any record of ``concept_set`` (any CDM domain, Circe semantics)
+    dated within ``window_days`` (both ends included) of the ``anchor`` date column."""
+
+    concept_set: str = Field(pattern=_NAME)
+    #: the column (default: the concept set's name)
+    name: str | None = Field(None, pattern=_NAME)
+    window_days: tuple[int, int] = (-365, 0)
+    anchor: str = "index_date"
+    label: str = ""
+
+    @model_validator(mode="after")
+    def _window(self) -> ConceptSetCovariate:
+        lo, hi = self.window_days
+        if lo > hi:
+            raise ValueError(f"window_days [{lo}, {hi}]: the start must not be after the end")
+        return self
+
+    @property
+    def column(self) -> str:
+        return self.name or self.concept_set
+
+    def describe(self) -> str:
+        lo, hi = self.window_days
+        return f"{self.concept_set}: any record in [{lo}, {hi}] days of {self.anchor}"
+
+
+class ConceptSetOutcome(_Strict):
+    """A date column: the first record of ``concept_set`` strictly after the ``anchor``
+    date (empty without one), for an outcome's ``event_date``."""
+
+    name: str = Field(pattern=_NAME)
+    concept_set: str = Field(pattern=_NAME)
+    anchor: str = "index_date"
+    label: str = ""
+
+    @property
+    def column(self) -> str:
+        return self.name
+
+    def describe(self) -> str:
+        return f"{self.concept_set}: first record after {self.anchor}"
+
+
 class StudySpec(_Strict):
     name: str = Field(pattern=_NAME)
     title: str
@@ -288,6 +349,10 @@ class StudySpec(_Strict):
     mart: str | None = Field(None, pattern=_NAME)
     arms: Arms | None = None
     covariates: list[str] = Field(default_factory=list)
+    #: 0/1 covariates from concept sets (added to ``covariates``)
+    concept_set_covariates: list[ConceptSetCovariate] = Field(default_factory=list)
+    #: date columns "first record of a concept set after the index" (for outcomes)
+    concept_set_outcomes: list[ConceptSetOutcome] = Field(default_factory=list)
     #: covariates to treat as categorical even when numeric (text columns always are)
     categorical: list[str] = Field(default_factory=list)
     matching: Matching = Field(default_factory=Matching)
@@ -315,6 +380,28 @@ class StudySpec(_Strict):
     min_cell_count: int = Field(5, ge=0)
     #: study diagnostics (docs/diagnostics.md): thresholds, control outcomes, sensitivity
     diagnostics: DiagnosticsSpec | None = None
+
+    @model_validator(mode="after")
+    def _concept_set_columns(self) -> StudySpec:
+        derived = self.concept_set_columns()
+        columns = [d.column for d in derived]
+        dupes = sorted({c for c in columns if columns.count(c) > 1})
+        if dupes:
+            raise ValueError(
+                f"concept set columns must be unique: {', '.join(dupes)} (give a name: to "
+                "each use of a concept set)"
+            )
+        for c in self.concept_set_covariates:
+            if c.column not in self.covariates:
+                self.covariates.append(c.column)
+        for d in derived:
+            if d.column not in self.labels:
+                self.labels[d.column] = d.label or d.describe()
+        return self
+
+    def concept_set_columns(self) -> list[ConceptSetCovariate | ConceptSetOutcome]:
+        """Every column the spec derives from a concept set."""
+        return [*self.concept_set_covariates, *self.concept_set_outcomes]
 
     @model_validator(mode="after")
     def _references(self) -> StudySpec:
@@ -399,6 +486,7 @@ class StudySpec(_Strict):
             cols += [c for c in (s.exposure_date, s.event_free_date, *s.adjust_for) if c]
         if self.target_trial is not None:
             cols += self.target_trial.columns()
+        cols += [d.column for d in self.concept_set_outcomes]
         return list(dict.fromkeys(cols))
 
 
