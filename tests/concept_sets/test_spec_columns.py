@@ -7,15 +7,22 @@ standardized difference, and the spec's validation errors by field."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from pydantic import ValidationError
 from tests.studies.test_engine_inputs import cohort, spec
 
+from cohort_etl.concept_sets.registry import default_folder
+from cohort_etl.config import NamedProfile
+from cohort_etl.db import connected
 from cohort_etl.engine import Study
 from cohort_etl.engine.concept_set_columns import add_columns, events_sql
-from cohort_etl.errors import InputDataError
+from cohort_etl.errors import BuildError, InputDataError, SpecError
+from cohort_etl.pipeline import add_concept_set_columns
 
 OFFSETS = (-400, -366, -365, -200, -1, 0, 1, 30)
 
@@ -119,3 +126,71 @@ def test_spec_and_data_errors() -> None:
 def test_events_query_binds_every_value() -> None:
     sql = events_sql('"r"."events"', '"r"."mart"', 3, "?")
     assert sql.count("?") == 3 and "tki" not in sql
+
+
+def _built_tables(profile: NamedProfile, data: pd.DataFrame, records: pd.DataFrame) -> None:
+    """The three tables ``run`` reads, as a build would leave them in the results schema."""
+    with connected(profile) as db:
+        db.create_schema("results", replace=True)
+        ref = db.table_ref
+        db.execute(f"create table {ref('results', 'toy_mart')} (person_id bigint, index_date date)")
+        db.execute(
+            f"create table {ref('results', 'concept_set_items')} (concept_set_name varchar(255))"
+        )
+        db.execute(
+            f"create table {ref('results', 'int__concept_set_events')} "
+            "(concept_set_name varchar(255), person_id bigint, start_date date)"
+        )
+        for row in data.itertuples():
+            db.execute(
+                f"insert into {ref('results', 'toy_mart')} values ({db.param}, {db.param})",
+                [int(row.person_id), row.index_date.date()],
+            )
+        db.execute(
+            f"insert into {ref('results', 'concept_set_items')} values ({db.param})", ["tki"]
+        )
+        for row in records.itertuples():
+            db.execute(
+                f"insert into {ref('results', 'int__concept_set_events')} "
+                f"values ({db.param}, {db.param}, {db.param})",
+                [row.concept_set_name, int(row.person_id), row.start_date],
+            )
+
+
+@pytest.mark.parametrize(
+    "dialect", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_run_reads_the_records_alike_on_each_database(
+    dialect: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    profile: NamedProfile = request.getfixturevalue(
+        f"{dialect if dialect == 'duckdb' else 'pg'}_profile"
+    )
+    data = cohort(40)
+    offsets = {int(p): [int(p) % 7 * 100 - 400] for p in data["person_id"]}
+    records = _records(data, offsets, "tki")
+    _built_tables(profile, data.iloc[:30], records)  # 10 persons not in the mart
+    folder = tmp_path / "sets"
+    shutil.copytree(default_folder(), folder)
+    with (folder / "registry.csv").open("a") as handle:
+        handle.write("CS999,tki_draft,tki.json.json,draft,x,,2026-01-01,2026-01-01,,Drug\n")
+    s = spec(
+        concept_set_covariates=[{"concept_set": "tki"}],
+        concept_set_outcomes=[{"name": "tki_after_date", "concept_set": "tki"}],
+    )
+    got, sources = add_concept_set_columns(
+        profile, s.model_copy(update={"mart": "toy_mart"}), data, folder
+    )
+    expected = add_columns(s, data, records[records["person_id"] <= 30])
+    pd.testing.assert_series_equal(got["tki"], expected["tki"])
+    pd.testing.assert_series_equal(got["tki_after_date"], expected["tki_after_date"])
+    assert 0 < got["tki"].sum() < 30
+    assert sources is not None and [(c.name, c.status) for c in sources] == [("tki", "accepted")]
+    unknown = spec(concept_set_covariates=[{"concept_set": "tki_draft"}])
+    with pytest.raises(BuildError, match="tki_draft are registered but not in the last build"):
+        add_concept_set_columns(
+            profile, unknown.model_copy(update={"mart": "toy_mart"}), data, folder
+        )
+    missing = spec(concept_set_covariates=[{"concept_set": "nope"}])
+    with pytest.raises(SpecError, match="concept set\\(s\\) nope not in .*concept-sets validate"):
+        add_concept_set_columns(profile, missing, data, folder)

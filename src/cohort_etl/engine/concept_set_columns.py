@@ -84,11 +84,8 @@ def outcome_dates(item: ConceptSetOutcome, data: pd.DataFrame, records: pd.DataF
     joined = _records_by_anchor(item.concept_set, data, anchor, records)
     after = joined[joined["start"] > joined["anchor"]]
     first = after.groupby("person_id")["start"].min()
-    return pd.Series(
-        pd.to_datetime(data["person_id"].map(first)).to_numpy(),
-        index=data.index,
-        name=item.column,
-    )
+    values = pd.to_datetime(data["person_id"].map(first)).astype("datetime64[ns]")
+    return pd.Series(values.to_numpy(), index=data.index, name=item.column)
 
 
 def add_columns(spec: StudySpec, data: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
