@@ -10,12 +10,13 @@
       cohort, cohort_definition: cohort_definition_id in own_cohort_ids() (the cohort list
         plus var('cohort_id_offset'));
       episode: episodes of the kinds this build derives (Disease First Occurrence, Treatment
-        Regimen; type Standard algorithm) with an id of this build's scheme
-        (episode_id_of(person_id, n) for n in 0..999);
+        Regimen, Disease Recurrence / Progression / Remission; type Standard algorithm) with
+        an id of this build's scheme (episode_id_of(person_id, n) for n in 0..999);
       episode_event: links of those episodes (read from the episode table before it is
         republished: episode_event is published first). -#}
 
-{#- The id of a person's episode number n (0 = the disease episode, else the line number):
+{#- The id of a person's episode number n (0 = the disease episode, 1-799 the line number,
+    800 + k the k-th relapse, 900 + k the k-th remission; models/cohorts/own_episode.sql):
     var('episode_id_offset') + person_id * 1000 + n. -#}
 {% macro episode_id_of(person_id, number) -%}
     ({{ var('episode_id_offset') | int }} + {{ person_id }} * 1000 + {{ number }})
@@ -29,7 +30,11 @@
         cohort_definition_id in ({{ own_cohort_ids() | join(', ') }})
     {%- elif kind == 'episode' -%}
         episode_type_concept_id = {{ var('concept_standard_algorithm') }}
-        and episode_concept_id in ({{ var('concept_episode_disease') }}, {{ var('concept_episode_treatment_regimen') }})
+        and episode_concept_id in (
+            {{ var('concept_episode_disease') }}, {{ var('concept_episode_treatment_regimen') }},
+            {{ var('concept_episode_recurrence') }}, {{ var('concept_episode_progression') }},
+            {{ var('concept_episode_remission') }}
+        )
         and episode_id - {{ episode_id_of('person_id', 0) }} between 0 and 999
     {%- elif kind == 'episode_event' -%}
         episode_id in (select episode_id from {{ episode_relation }} where {{ own_rows_condition('episode') }})

@@ -225,15 +225,69 @@ def test_hsct_placed_in_the_line_it_consolidates(fixture_build: tuple) -> None:
             f"select drug_exposure_id from {cdm}.drug_exposure "
             f"where person_id = 1 and drug_exposure_start_date = date '2019-08-25'"
         )["drug_exposure_id"]
+        cart_procedure = db.query_df(
+            f"select procedure_occurrence_id from {cdm}.procedure_occurrence "
+            f"where person_id = 1 and procedure_concept_id = {v.PCS_XW033C3}"
+        )["procedure_occurrence_id"]
     events = _table(profile, "episode_event")
     procedures = events[events.episode_event_field_concept_id == 1147082]
-    assert sorted(map(tuple, procedures[["episode_id", "event_id"]].values.tolist())) == sorted(
+    hsct = procedures[procedures.event_id.isin(hsct_ids.astype(int).tolist())]
+    assert sorted(map(tuple, hsct[["episode_id", "event_id"]].values.tolist())) == sorted(
         [(1003, int(hsct_ids.loc[1])), (3001, int(hsct_ids.loc[3]))]
     )
+    # the CAR-T administration procedure (two days after the drug record) is line 3's too
+    cart = procedures[procedures.event_id == int(cart_procedure.iloc[0])]
+    assert cart["episode_id"].tolist() == [1003]
     drugs = events[events.episode_event_field_concept_id == 1147094]
     assert drugs[drugs.event_id == int(conditioning.iloc[0])]["episode_id"].tolist() == [1003]
     episodes = _table(profile, "episode").set_index("episode_id")
     assert str(episodes.loc[1003, "episode_end_date"])[:10] == "2019-09-01"
+
+
+def test_relapse_and_remission_episodes(fixture_build: tuple) -> None:
+    """Person 3 (no remission code between the CAR-T infusion and the relapse code of
+    2020-05-11): a Disease Progression episode from the relapse to the salvage CR
+    (remission code 2020-06-25 after blinatumomab), then a Disease Remission episode to the
+    end of follow-up (death 2020-12-01); each links the condition record of its code. Person
+    1 has no status code after CAR-T: no such episode."""
+    profile, _, _ = fixture_build
+    episodes = _table(profile, "episode").set_index("episode_id")
+    assert sorted(episodes.query("person_id == 1")["episode_concept_id"]) == [
+        32528,
+        32531,
+        32531,
+        32531,
+    ]
+    three = episodes.query("person_id == 3")
+    assert sorted(three.index) == [3000, 3001, 3002, 3801, 3901]
+    got = [
+        (
+            int(three.loc[i, "episode_concept_id"]),
+            str(three.loc[i, "episode_start_date"])[:10],
+            str(three.loc[i, "episode_end_date"])[:10],
+            int(three.loc[i, "episode_parent_id"]),
+        )
+        for i in (3801, 3901)
+    ]
+    assert got == [
+        (32677, "2020-05-11", "2020-06-25", 3000),
+        (32530, "2020-06-25", "2020-12-01", 3000),
+    ]
+    with connected(profile) as db:
+        codes = db.query_df(
+            f"select condition_concept_id, condition_occurrence_id "
+            f"from {db.schema_ref('cdm')}.condition_occurrence where person_id = 3 "
+            f"and condition_concept_id in ({v.ALL_RELAPSE}, {v.ALL_REMISSION}) "
+            f"and condition_start_date >= date '2020-05-01'"
+        ).set_index("condition_concept_id")["condition_occurrence_id"]
+    events = _table(profile, "episode_event")
+    status = events[events.episode_id.isin([3801, 3901])]
+    assert sorted(map(tuple, status.values.tolist())) == sorted(
+        [
+            (3801, int(codes.loc[v.ALL_RELAPSE]), 1147127),
+            (3901, int(codes.loc[v.ALL_REMISSION]), 1147127),
+        ]
+    )
 
 
 def test_index_cohort_as_one_statement_or_script_equals_the_build(fixture_build: tuple) -> None:

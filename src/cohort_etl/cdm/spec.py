@@ -530,3 +530,60 @@ TABLES: dict[str, tuple[Field, ...]] = {
         Field("cohort_initiation_date", "date", False, False, None),
     ),
 }
+
+#: Domain(s) the concept of a foreign-key field must be in (the spec's fkDomain column;
+#: fields without one are absent). episode_object_concept_id's "Procedure, Regimen" holds for
+#: Treatment Episode concepts; the spec's ETL conventions put Disease Episode objects in the
+#: Condition domain (see :data:`EPISODE_OBJECT_DOMAINS`).
+FK_DOMAINS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("person", "gender_concept_id"): ("Gender",),
+    ("person", "race_concept_id"): ("Race",),
+    ("person", "ethnicity_concept_id"): ("Ethnicity",),
+    ("observation_period", "period_type_concept_id"): ("Type Concept",),
+    ("visit_occurrence", "visit_concept_id"): ("Visit",),
+    ("visit_occurrence", "visit_type_concept_id"): ("Type Concept",),
+    ("visit_occurrence", "admitted_from_concept_id"): ("Visit",),
+    ("visit_occurrence", "discharged_to_concept_id"): ("Visit",),
+    ("visit_detail", "visit_detail_concept_id"): ("Visit",),
+    ("visit_detail", "visit_detail_type_concept_id"): ("Type Concept",),
+    ("visit_detail", "admitted_from_concept_id"): ("Visit",),
+    ("visit_detail", "discharged_to_concept_id"): ("Visit",),
+    ("condition_occurrence", "condition_concept_id"): ("Condition",),
+    ("condition_occurrence", "condition_type_concept_id"): ("Type Concept",),
+    ("condition_occurrence", "condition_status_concept_id"): ("Condition Status",),
+    ("drug_exposure", "drug_concept_id"): ("Drug",),
+    ("drug_exposure", "drug_type_concept_id"): ("Type Concept",),
+    ("drug_exposure", "route_concept_id"): ("Route",),
+    ("procedure_occurrence", "procedure_concept_id"): ("Procedure",),
+    ("procedure_occurrence", "procedure_type_concept_id"): ("Type Concept",),
+    ("device_exposure", "device_concept_id"): ("Device",),
+    ("device_exposure", "device_type_concept_id"): ("Type Concept",),
+    ("device_exposure", "unit_concept_id"): ("Unit",),
+    ("measurement", "measurement_concept_id"): ("Measurement",),
+    ("measurement", "measurement_type_concept_id"): ("Type Concept",),
+    ("measurement", "unit_concept_id"): ("Unit",),
+    ("observation", "observation_type_concept_id"): ("Type Concept",),
+    ("observation", "unit_concept_id"): ("Unit",),
+    ("death", "death_type_concept_id"): ("Type Concept",),
+    ("note", "note_type_concept_id"): ("Type Concept",),
+    ("specimen", "specimen_type_concept_id"): ("Type Concept",),
+    ("provider", "gender_concept_id"): ("Gender",),
+    ("drug_era", "drug_concept_id"): ("Drug",),
+    ("dose_era", "drug_concept_id"): ("Drug",),
+    ("dose_era", "unit_concept_id"): ("Unit",),
+    ("condition_era", "condition_concept_id"): ("Condition",),
+    ("episode", "episode_concept_id"): ("Episode",),
+    ("episode", "episode_object_concept_id"): ("Procedure", "Regimen"),
+    ("episode", "episode_type_concept_id"): ("Type Concept",),
+    ("episode_event", "episode_event_field_concept_id"): ("Metadata",),
+}
+
+#: episode_object_concept_id domain by the concept class of episode_concept_id (the spec's
+#: etlConventions: "Episode entries from the 'Disease Episode' concept class should have an
+#: episode_object_concept_id that comes from the Condition domain. Episode entries from the
+#: 'Treatment Episode' concept class should have an episode_object_concept_id that [comes]
+#: from the 'Procedure' domain or 'Regimen' concept class.").
+EPISODE_OBJECT_DOMAINS: dict[str, tuple[str, ...]] = {
+    "Disease Episode": ("Condition",),
+    "Treatment Episode": ("Procedure", "Regimen"),
+}
