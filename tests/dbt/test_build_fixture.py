@@ -362,5 +362,6 @@ def test_failing_data_test_is_a_build_error_naming_it(
     with pytest.raises(SystemExit) as info:
         run_cli(["build", "--select", "int__person_followup"])
     assert info.value.code == 7
-    err = capsys.readouterr().err
-    assert err.startswith("error: dbt test unique_int__person_followup_person_id failed")
+    # (progress lines of the build come first on stderr; the error is the last line)
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("error: dbt test unique_int__person_followup_person_id failed")
