@@ -84,6 +84,15 @@ def test_add_copies_a_file_into_the_folder_and_is_idempotent(
     code, out, _ = _cli(["concept-sets", "add", "--folder", str(folder), str(plain)], capsys)
     assert code == 0 and "already registered: " in out
     assert (folder / "registry.csv").read_text() == text
+    # a browser download's name is copied under a plain name; dropped in as is, refused
+    spaced = outside / "TKI export (1).json"
+    spaced.write_text(TKI_EXPORT.read_text())
+    code, out, err = _cli(["concept-sets", "add", "--folder", str(folder), str(spaced)], capsys)
+    assert code == 0, err
+    assert f"copied {spaced} to {folder / 'tki_export_1.json'}" in out
+    shutil.copy(spaced, folder / spaced.name)
+    code, out, _ = _cli(["concept-sets", "validate", "--offline", "--folder", str(folder)], capsys)
+    assert code == 6 and "rename it (e.g. tki_export_1.json)" in out
 
 
 def test_what_cannot_be_registered_is_refused_with_the_reason(

@@ -104,13 +104,21 @@ def validate(
 def add(folder: Path | None, file: Path) -> None:
     """Register an ATLAS concept set export with a draft registry.csv row.
 
-    FILE is copied into the concept set folder if it is not there. The row (printed) takes
+    FILE is copied into the concept set folder if it is not there (as a plain file name:
+    letters, digits, _ . -). The row (printed) takes
     the export's name (else the file name), the domain its items declare and status draft;
     a reviewer sets status to accepted. Adding a registered file again changes nothing."""
     import shutil
 
+    from cohort_etl.concept_sets.register import safe_file_name
+    from cohort_etl.concept_sets.registry import is_file_name
+
     folder = folder or default_folder()
-    target = folder / file.name
+    inside = file.resolve().parent == folder.resolve()
+    # a file from elsewhere is copied under a name the registry accepts
+    target = folder / (
+        file.name if inside or is_file_name(file.name) else safe_file_name(file.name)
+    )
     copied = False
     if file.resolve() != target.resolve():
         if target.exists() and target.read_bytes() != file.read_bytes():

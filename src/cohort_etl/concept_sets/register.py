@@ -31,12 +31,12 @@ from typing import Any
 
 from cohort_etl.concept_sets.models import ConceptSetExpression, expression_errors, parse_expression
 from cohort_etl.concept_sets.registry import (
-    _FILE,
     DOMAIN_COLUMN,
     DOMAINS,
     REGISTRY_COLUMNS,
     RegistryEntry,
     default_folder,
+    is_file_name,
     load_registry,
 )
 from cohort_etl.errors import SpecError
@@ -69,6 +69,11 @@ def set_name(text: str) -> str:
     return name[:63]
 
 
+def safe_file_name(name: str) -> str:
+    """``name`` as a registry file name (``Prior TKI (1).json`` -> ``prior_tki_1.json``)."""
+    return f"{set_name(Path(name).stem) or 'concept_set'}.json"
+
+
 def inferred_domain(expression: ConceptSetExpression) -> str:
     """The OMOP domain most of the items declare (``DOMAIN_ID``); blank if none does."""
     votes = Counter(i.concept.DOMAIN_ID for i in expression.items if i.concept.DOMAIN_ID)
@@ -96,9 +101,10 @@ def _read(path: Path) -> tuple[Any, ConceptSetExpression]:
 
 def draft_entry(path: Path, entries: list[RegistryEntry]) -> RegistryEntry:
     """The draft registry row for the concept set file ``path`` (not yet written)."""
-    if not _FILE.match(path.name):
+    if not is_file_name(path.name):
         raise SpecError(
-            f"{path}: not registered: file name must be letters, digits, _ . - and end in .json"
+            f"{path}: not registered: file name must be letters, digits, _ . - and end in "
+            f".json; rename it (e.g. {safe_file_name(path.name)})"
         )
     data, expression = _read(path)
     if not expression.items:

@@ -65,6 +65,11 @@ _VOCABULARY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,19}$")
 _CODE_FORBIDDEN = re.compile(r"['\";\\\x00-\x1f\x7f]|--")
 
 
+def is_file_name(name: str) -> bool:
+    """True if ``name`` is a concept set file name the registry accepts."""
+    return bool(_FILE.match(name))
+
+
 def default_folder() -> Path:
     """``concept_sets/`` at the project root."""
     return project_root() / "concept_sets"
