@@ -136,3 +136,18 @@ def test_what_cannot_be_registered_is_refused_with_the_reason(
     bad.write_text('{"items": []}')
     code, _, err = _cli(["concept-sets", "add", "--folder", str(folder), str(bad)], capsys)
     assert code == 6 and "has no items" in err and not (folder / "bad.json").exists()
+
+
+def test_a_hostile_export_name_stays_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _folder(tmp_path)
+    export = json.loads(TKI_EXPORT.read_text())
+    export["name"] = "x',\n\"; drop table cdm.person; --\x00 TKI"
+    (folder / "hostile.json").write_text(json.dumps(export))
+    code, _, err = _cli(["concept-sets", "validate", "--offline", "--folder", str(folder)], capsys)
+    assert code == 0, err
+    entry = next(e for e in load_registry(folder) if e.file == "hostile.json")
+    assert entry.name == "x_drop_table_cdm_person_tki"
+    assert "\n" not in entry.description and "\x00" not in entry.description
+    assert (folder / "registry.csv").read_text().count("\n") == len(_rows(folder)) + 1

@@ -125,7 +125,12 @@ def draft_entry(path: Path, entries: list[RegistryEntry]) -> RegistryEntry:
         )
     numbers = [int(m.group(1)) for e in entries if (m := _ID.match(e.id))]
     created = dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC).date()
-    label = f"{title}. " if isinstance(title, str) and title.strip() else ""
+    # the export's name on one line (no control characters), as the description's start
+    printable = (
+        "".join(c if c.isprintable() else " " for c in title) if isinstance(title, str) else ""
+    )
+    shown = " ".join(printable.split())[:200]
+    label = f"{shown}. " if shown else ""
     return RegistryEntry(
         id=f"CS{max(numbers, default=0) + 1:03d}",
         name=name,
