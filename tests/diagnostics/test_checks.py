@@ -86,3 +86,19 @@ def test_verdicts_and_thresholds() -> None:
         DiagnosticThresholds(max_ease=-1)
     with pytest.raises(ValidationError):
         DiagnosticThresholds.model_validate({"max_smd": 0.1})  # typo: unknown key
+
+
+def test_not_applicable_checks_say_why() -> None:
+    d = diagnose_estimate(
+        "target trial: os",
+        equipoise=None,
+        ease=0.01,
+        not_applicable={"equipoise": "no propensity score", "ease": "unused when evaluated"},
+    )
+    checks = {c.name: c for c in d.diagnostics}
+    assert checks["equipoise"].verdict == "not evaluated"
+    assert checks["equipoise"].detail == "no propensity score"
+    # a check that has a value keeps its verdict and detail
+    assert checks["ease"].verdict == "pass" and checks["ease"].detail == ""
+    with pytest.raises(InputDataError, match="unknown check"):
+        diagnose_estimate("x", not_applicable={"equipose": "typo"})

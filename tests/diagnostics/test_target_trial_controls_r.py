@@ -52,6 +52,16 @@ def test_robust_variance_ph_test_and_balance_match_r(data, event: str | None) ->
     frame["weight"] = w
     for j, name in enumerate(clones.covariate_names):
         frame[name] = clones.covariates[tt.rows.person, j]
+    # artificially censored before day 181 (from the person's dates, per strategy)
+    e_any = np.where(np.isnan(clones.exposure_any), np.inf, clones.exposure_any)
+    e_in = np.where(np.isnan(clones.exposure) | (clones.exposure > 180), np.inf, clones.exposure)
+    relapse = np.where(np.isnan(clones.relapse), np.inf, clones.relapse)
+    art = np.where(
+        frame["arm"] == 0,
+        ((e_any <= clones.time) & (e_any < 181))[tt.rows.person],
+        (np.isinf(e_in) & (clones.time > 180) & (relapse > 180))[tt.rows.person],
+    )
+    frame["art"] = art.astype(int)
     rows = frame[frame["weight"] > 0]
     covs = ", ".join(f'"{c}"' for c in TT_COVARIATES)
     out = run_r(
@@ -60,7 +70,11 @@ def test_robust_variance_ph_test_and_balance_match_r(data, event: str | None) ->
         fit <- coxph(Surv(start, stop, event) ~ arm, data = d, weights = weight,
                      cluster = id, ties = "efron")
         z <- cox.zph(fit, transform = "km")
-        at <- d[d$start < 181 & d$stop >= 181, ]
+        # each strategy's clones not artificially censored before day 181, with the
+        # weight of their last row starting before it (deaths included)
+        at <- a[a$start < 181, ]
+        at <- at[order(at$arm, at$id, at$start), ]
+        at <- at[!duplicated(at[, c("arm", "id")], fromLast = TRUE) & at$art == 0, ]
         smd <- sapply(c({covs}), function(v) {{
           m <- sapply(0:1, function(a) weighted.mean(at[at$arm == a, v], at$weight[at$arm == a]))
           s <- sapply(0:1, function(a) {{
@@ -73,7 +87,7 @@ def test_robust_variance_ph_test_and_balance_match_r(data, event: str | None) ->
                        naive_se = unname(sqrt(diag(fit$naive.var))),
                        zph_p = unname(z$table["GLOBAL", "p"]), smd = as.list(smd))
         """,
-        {"d": rows},
+        {"d": rows, "a": frame},
     )
     b, se, _ = log_hr_robust(clones, opt)
     assert b == pytest.approx(out["coef"], abs=1e-6)

@@ -111,10 +111,11 @@ def test_weighting_removes_the_imbalance_the_artificial_censoring_creates(run) -
     unweighted = weighted_balance(tt, (w > 0).astype(float), day)
     # at time zero the clones are identical
     assert max(weighted_balance(tt, w, 1.0).values()) == pytest.approx(0.0, abs=1e-12)
-    # the uncensored clones of the two strategies differ (the transplanted are younger,
-    # in MRD-negative remission); the weights restore most of the balance
-    assert max(unweighted.values()) > 0.3
-    assert all(weighted[k] < unweighted[k] for k in weighted)
+    # after the grace period the clones left uncensored differ between the strategies
+    # (the transplanted are younger, in MRD-negative remission); the weights restore the
+    # balance with the cohort
+    assert max(unweighted.values()) > 0.2
+    assert max(weighted.values()) < 0.1
     assert max(weighted.values()) < max(unweighted.values()) / 3
 
 

@@ -15,10 +15,9 @@ The same checks, controls and calibration as the published design get
 * **Calibration.** Empirical null from the negative controls; the systematic error model
   from the null alone: the positive controls' true HR is the hazard ratio in transplanted
   person-time, not the strategy contrast the emulation estimates.
-* **Checks.** Balance: max |SMD| between the strategies of the censoring-model
-  covariates, weighted, among clones still uncensored the day after the grace period
-  ends (every artificial censoring done; at time zero the clones are identical by
-  construction). Equipoise and share matched: not applicable (no propensity score, no
+* **Checks.** Balance: max |SMD| of the censoring-model covariates between the
+  strategies' weighted pseudo-populations the day after the grace period ends (every
+  artificial censoring done; deaths before it included; :func:`weighted_balance`). Equipoise and share matched: not applicable (no propensity score, no
   matching: every eligible person enters both strategies). MDRR: persons per strategy
   and clone events. EASE from the controls. PH: ``cox.zph`` of the weighted Cox model.
   Immortal time: the emulation's own flag.
@@ -47,7 +46,7 @@ from cohort_etl.diagnostics.controls import ControlEstimate, calibrate_design
 from cohort_etl.diagnostics.design import ph_test
 from cohort_etl.diagnostics.results import DesignDiagnostics, design_diagnostics
 from cohort_etl.diagnostics.spec import DiagnosticsSpec, control_column
-from cohort_etl.errors import CohortEtlError, InputDataError
+from cohort_etl.errors import CohortEtlError, InputDataError, NotEstimable
 
 DESIGN = "target trial (clone-censor-weight)"
 
@@ -58,27 +57,37 @@ CONTROL_VARIANCE = (
 
 
 def weighted_balance(tt: TargetTrial, w: FloatArray, day: float) -> dict[str, float]:
-    """|SMD| of each censoring-model covariate between the strategies among the clones
-    at risk on ``day`` (``start < day <= stop``, weight > 0), with the clone weights:
-    ``(m1 - m0) / sqrt((v1 + v0) / 2)``, weighted means and variances."""
-    r = tt.rows
-    x_all = tt.data.covariates
-    at = (r.start < day) & (r.stop >= day) & (w > 0)
-    out: dict[str, float] = {}
-    for j, name in enumerate(tt.data.covariate_names):
-        x = x_all[r.person, j]
-        moments = []
-        for arm in (0, 1):
-            k = at & (r.arm == arm)
-            ww = w[k]
-            if ww.sum() <= 0:
-                return {}
-            mu = float(np.sum(ww * x[k]) / ww.sum())
-            moments.append((mu, float(np.sum(ww * (x[k] - mu) ** 2) / ww.sum())))
-        (m0, v0), (m1, v1) = moments
-        sd = math.sqrt((v0 + v1) / 2)
-        out[name] = abs(m1 - m0) / sd if sd > 0 else 0.0
-    return out
+    """|SMD| of each censoring-model covariate between the strategies' weighted
+    pseudo-populations on ``day``.
+
+    Each strategy keeps every clone not artificially censored before ``day`` (the
+    *never* clone censored at an exposure, the *within-grace* clone censored at the end
+    of the grace period), with its weight on ``day`` or, when it died or left follow-up
+    earlier, at its last row. Deaths stay in: selecting survivors would compare the
+    strategies' effects, not the weighting. If the censoring models are right, both
+    pseudo-populations reproduce the eligible cohort and the SMDs are near 0 (at time
+    zero they are 0: the clones are identical). SMD: ``(m1 - m0) / sqrt((v1 + v0) / 2)``
+    with weighted means and variances.
+    """
+    r, d = tt.rows, tt.data
+    art0 = np.isfinite(tt.e_any) & (tt.e_any <= d.time) & (tt.e_any < day)
+    art1 = tt.censored1 & (tt.opt.grace_days < day)
+    moments: list[tuple[FloatArray, FloatArray]] = []
+    for arm, censored in ((0, art0), (1, art1)):
+        idx = np.flatnonzero((r.arm == arm) & (r.start < day))
+        person = r.person[idx]
+        last = idx[np.r_[person[1:] != person[:-1], True]]  # rows run per person, in time
+        keep = last[~censored[r.person[last]]]
+        ww = w[keep]
+        if ww.sum() <= 0:
+            return {}
+        x = d.covariates[r.person[keep]]
+        mu = (ww @ x) / ww.sum()
+        moments.append((mu, (ww @ (x - mu) ** 2) / ww.sum()))
+    (m0, v0), (m1, v1) = moments
+    sd = np.sqrt((v0 + v1) / 2)
+    smd = np.where(sd > 0, np.abs(m1 - m0) / np.where(sd > 0, sd, 1.0), 0.0)
+    return {name: float(v) for name, v in zip(d.covariate_names, smd, strict=True)}
 
 
 def control_estimates(
@@ -126,7 +135,10 @@ def evaluate_target_trial(
     tt = TargetTrial(clones, options)
     w = tt.weights(coefs=tt.model_coefficients(np.ones(clones.n)))
     notes: list[str] = []
-    fit = robust_cox_fit(tt, w)
+    try:
+        fit = robust_cox_fit(tt, w)
+    except np.linalg.LinAlgError as exc:
+        raise NotEstimable(f"target trial diagnostics: weighted Cox model: {exc}") from exc
     assert fit.robust_se_ is not None
     robust_se = float(fit.robust_se_[0])
     ph_p = None
@@ -146,6 +158,11 @@ def evaluate_target_trial(
     se = section.log_hr_se
     if section.hr is not None and se is not None and se > 0:
         primary[outcome] = (math.log(section.hr), se)
+        if section.bootstrap_replicates:
+            notes.append(
+                "calibrated on the normal scale: log HR and its bootstrap SE (the headline "
+                "interval is the bootstrap percentile interval)"
+            )
     if section.hr is not None and section.hr_lower is not None and section.hr_upper is not None:
         hr = (section.hr, section.hr_lower, section.hr_upper)
     calibration = (
@@ -176,8 +193,8 @@ def evaluate_target_trial(
         if c.name == "balance_max_abs_smd" and smd:
             worst = max(smd, key=lambda k: smd[k])
             c.detail = (
-                f"weighted, clones uncensored on day {balance_day:g} (after the grace "
-                f"period); largest: {worst}"
+                f"weighted pseudo-populations of the strategies on day {balance_day:g} "
+                f"(after the grace period, deaths included); largest: {worst}"
             )
         elif c.name == "mdrr":
             c.detail = f"{clones.n} persons per strategy, {n_events} clone events"
