@@ -297,7 +297,7 @@ def task(
         In plain mode, log the progress itself (each step if few, else each tenth); off
         when the caller logs its own per-step lines (dbt's per-model lines).
     done_line : bool
-        Leave a ``<description>: done in N s`` line when finished on a terminal.
+        Leave a ``<description>: <count> in N s`` line when finished on a terminal.
     """
     bar = Task(description, total, unit, logger or log, plain_steps)
     with _display() as display:
