@@ -15,7 +15,7 @@ TABLES = {
     "cohort_definition": ["cohort_definition_id"],
     "cohort_attrition": ["cohort_definition_id", "rule_number"],
     "episode": ["episode_id"],
-    "episode_event": ["episode_id", "event_id"],
+    "episode_event": ["episode_id", "event_id", "episode_event_field_concept_id"],
     "analysis_hsct_after_cart": ["person_id"],
     "analysis_salvage_after_relapse": ["person_id"],
 }
