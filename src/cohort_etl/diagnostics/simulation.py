@@ -213,8 +213,8 @@ def add_control_dates(
 
     rng = np.random.default_rng([seed, 7])
     index = pd.to_datetime(data["index_date"])
-    end = (pd.to_datetime(data["end_of_followup_date"]) - index).dt.days.to_numpy(float)
-    hsct = (pd.to_datetime(data["allo_hsct_any_date"]) - index).dt.days.to_numpy(float)
+    end = np.asarray((pd.to_datetime(data["end_of_followup_date"]) - index).dt.days, float)
+    hsct = np.asarray((pd.to_datetime(data["allo_hsct_any_date"]) - index).dt.days, float)
     events = draw_control_events(
         rng, np.where(np.isnan(hsct), np.inf, hsct), end, draw_biases(rng, bias_mean, bias_sd)
     )
