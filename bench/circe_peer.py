@@ -1,42 +1,17 @@
 """Same-machine OHDSI Circe peer for the index cohort ("first CAR-T exposure after ALL").
 
 Issue 5 compares our index-cohort SQL with OHDSI's own cohort SQL for the same question
-(Circe, through the ``ohdsi-circepy`` package, translated to DuckDB). This module builds
-that Circe cohort definition, has circepy generate its SQL, translates it to DuckDB with
-circepy's own SqlRender port (``circe.sqlrender``: ``translate(sql, "duckdb")`` and
-``split_sql``), and times the whole generated script on the same CDM and machine as
-bench/bench_dbt.py's ``index_cohort_sql``.
-
-The cohort definition (Circe JSON, as ATLAS exports it; ``cohort_expression``):
-
-* concept sets, read from concept_sets/<name>.json with their items' ``isExcluded`` /
-  ``includeDescendants`` / ``includeMapped`` flags as they are, plus the set's rows of
-  concept_sets/code_items.csv (codes without a public concept id: their concept id looked up
-  once, untimed, by vocabulary_id + concept_code in the CDM's concept table, as an ATLAS user
-  picks them), so Circe resolves descendants and mappings itself against the CDM vocabulary
-  (concept, concept_ancestor, concept_relationship 'Maps to'):
-  0 = "CD19 CAR-T products" (cart_cd19_products), 1 = "ALL" (all_leukemia),
-  and with ``procedure_set`` 2 = its set (e.g. cart_administration);
-* primary criterion: every DrugExposure in codeset 0 (``First`` not set, since "first
-  exposure" is decided after the ALL criterion, not before), observation window 0/0 days
-  (the exposure lies in an observation period), primary limit ``All``;
-  with ``procedure_set``, also every ProcedureOccurrence in codeset 2 (CAR-T infusion =
-  drug OR procedure record, as our int__cart_infusions);
-* additional criterion: at least 1 ConditionOccurrence in codeset 1 starting between all
-  days before and 0 days after the event start (UseEventEnd false, RestrictVisit false,
-  IgnoreObservationPeriod false: Circe then also requires the diagnosis inside the
-  exposure's observation period);
-* qualified limit ``First`` and expression limit ``First``: one row per person, the first
-  exposure that has an ALL diagnosis on or before it (the same rule as our "first infusion
-  on or after the first ALL diagnosis", since "any ALL on or before" = "first ALL on or
-  before");
-* no inclusion rules, no censoring; end strategy the default (end of the observation
-  period); collapse ERA with pad 0.
-* ``source_codes=True`` (off by default, as ATLAS users mostly leave it): each criterion is
-  also matched on the source concept (DrugSourceConcept / ConditionSourceConcept /
-  ProcedureSourceConcept on the same codeset) as extra OR-ed criteria, as our pipeline
-  matches *_source_concept_id; Circe's includeMapped alone matches the mapped non-standard
-  ids on *_concept_id only.
+(Circe, through the ``ohdsi-circepy`` package, translated to DuckDB). The Circe definition
+is the product's own export (``cohort_etl.circe``, as ``cohort-etl cohorts export --format
+circe`` writes it), cut to the entry rules all_diagnosis + cart_after_all_diagnosis (the
+path to int__cart_course): every CD19 CAR-T drug exposure (and, with ``procedure_set``, CAR-T
+administration procedure), with an ALL diagnosis on or before it, the first per person;
+concept sets embedded with code_items.csv rows resolved against the CDM's vocabulary
+(untimed). ``source_codes`` also matches every criterion on the source column (OR-ed), as
+our pipeline matches non-standard concepts on ``*_source_concept_id``. The variant with both
+is the definition that returns our cohort exactly; without them it is what an ATLAS user
+would write first. Circe's SQL generation and translation are circepy's
+(``cohort_etl.circe.sql``).
 
 Execution (``circe_index_cohort``): nothing is written to the CDM. Given a path, the CDM
 file is ATTACHed READ_ONLY to an in-memory DuckDB; given a connection, it is used as it is.
@@ -58,8 +33,6 @@ results.int__cart_course::
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -67,14 +40,21 @@ from datetime import date
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from cohort_etl.concept_sets.models import dump_expression
-from cohort_etl.concept_sets.registry import ConceptSet, load_concept_sets
+from cohort_etl.circe.export import resolved_items
+from cohort_etl.circe.expression import Builder
+from cohort_etl.circe.sql import (
+    TARGET_TABLE,
+    duckdb_statements,
+    ohdsi_sql,
+    prepare_target,
+)
+from cohort_etl.concept_sets.registry import load_concept_sets
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCEPT_SETS_DIR = ROOT / "concept_sets"
-#: the temp table Circe's script writes its cohort rows into
-TARGET_TABLE = "circe_cohort"
 COHORT_ID = 1
+#: the entry rules of every cohort (int__cart_course's index infusion)
+ENTRY_RULES = ("all_diagnosis", "cart_after_all_diagnosis")
 
 
 class CirceRun(NamedTuple):
@@ -89,163 +69,22 @@ class CirceRun(NamedTuple):
     seconds: list[float]
 
 
-def _circe() -> Any:
-    try:
-        import circe.api
-        import circe.sqlrender
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "bench/circe_peer.py needs ohdsi-circepy (not a project dependency): "
-            "pip install 'ohdsi-circepy==0.3.0'"
-        ) from exc
-    return circe
-
-
-def _concept_set(name: str, directory: Path) -> ConceptSet:
-    """The registered concept set ``name`` (parsed and validated by the project's loader)."""
-    return load_concept_sets(directory, names=[name])[0]
-
-
-def concept_set_items(name: str, directory: Path = CONCEPT_SETS_DIR) -> list[dict]:
-    """The ``items`` of concept set ``name`` as its JSON file holds them (ATLAS shape)."""
-    return dump_expression(_concept_set(name, directory).expression)["items"]
-
-
-def code_items(
-    con: Any, name: str, vocabulary: str, directory: Path = CONCEPT_SETS_DIR
-) -> list[dict]:
-    """Items of concept set ``name`` listed by code in ``code_items.csv`` (codes without a
-    public concept id), as ATLAS items: each code looked up by (vocabulary_id, concept_code)
-    in ``vocabulary``.concept, as an ATLAS user would pick it from the site's vocabulary.
-    Codes the vocabulary lacks are left out, as our resolver leaves them out."""
-    items = []
-    for item in _concept_set(name, directory).code_items:
-        found = con.execute(
-            f"select concept_id, concept_name, standard_concept, domain_id, vocabulary_id, "
-            f"concept_class_id, concept_code from {vocabulary}.concept "
-            f"where vocabulary_id = ? and concept_code = ?",
-            [item.vocabulary_id, item.concept_code],
-        ).fetchall()
-        for concept_id, concept_name, standard, domain, vocab, concept_class, code in found:
-            items.append(
-                {
-                    "concept": {
-                        "CONCEPT_ID": int(concept_id),
-                        "CONCEPT_NAME": concept_name,
-                        "STANDARD_CONCEPT": standard,
-                        "CONCEPT_CODE": code,
-                        "DOMAIN_ID": domain,
-                        "VOCABULARY_ID": vocab,
-                        "CONCEPT_CLASS_ID": concept_class,
-                    },
-                    "isExcluded": item.is_excluded,
-                    "includeDescendants": item.include_descendants,
-                    "includeMapped": item.include_mapped,
-                }
-            )
-    return items
-
-
-def _window_before_or_on() -> dict:
-    """Start window "all days before .. 0 days after" the index event's start."""
-    return {
-        "Start": {"Coeff": -1},
-        "End": {"Days": 0, "Coeff": 1},
-        "UseIndexEnd": False,
-        "UseEventEnd": False,
-    }
-
-
-def cohort_expression(
-    cart_items: list[dict],
-    all_items: list[dict],
-    procedure_items: list[dict] | None = None,
+def index_expression(
+    con: Any,
+    vocabulary: str,
     *,
+    procedures: bool = False,
     source_codes: bool = False,
+    concept_sets_dir: Path = CONCEPT_SETS_DIR,
 ) -> dict:
-    """Circe cohort JSON (ATLAS export shape) for "first CAR-T exposure after an ALL
-    diagnosis"; the module docstring lists every choice."""
-    concept_sets = [
-        {"id": 0, "name": "CD19 CAR-T products", "expression": {"items": cart_items}},
-        {"id": 1, "name": "ALL", "expression": {"items": all_items}},
-    ]
-    primary: list[dict] = [{"DrugExposure": {"CodesetId": 0}}]
-    if source_codes:
-        primary.append({"DrugExposure": {"DrugSourceConcept": 0}})
-    if procedure_items is not None:
-        concept_sets.append(
-            {"id": 2, "name": "CAR-T administration", "expression": {"items": procedure_items}}
-        )
-        primary.append({"ProcedureOccurrence": {"CodesetId": 2}})
-        if source_codes:
-            primary.append({"ProcedureOccurrence": {"ProcedureSourceConcept": 2}})
-    diagnosis_criteria = [{"ConditionOccurrence": {"CodesetId": 1}}]
-    if source_codes:
-        diagnosis_criteria.append({"ConditionOccurrence": {"ConditionSourceConcept": 1}})
-    correlated = [
-        {
-            "Criteria": criteria,
-            "StartWindow": _window_before_or_on(),
-            "RestrictVisit": False,
-            "IgnoreObservationPeriod": False,
-            "Occurrence": {"Type": 2, "Count": 1, "IsDistinct": False},
-        }
-        for criteria in diagnosis_criteria
-    ]
-    return {
-        "ConceptSets": concept_sets,
-        "PrimaryCriteria": {
-            "CriteriaList": primary,
-            "ObservationWindow": {"PriorDays": 0, "PostDays": 0},
-            "PrimaryCriteriaLimit": {"Type": "All"},
-        },
-        "AdditionalCriteria": {
-            # one diagnosis criterion: ALL of it; standard OR source code: ANY of them
-            "Type": "ALL" if len(correlated) == 1 else "ANY",
-            "CriteriaList": correlated,
-            "DemographicCriteriaList": [],
-            "Groups": [],
-        },
-        "QualifiedLimit": {"Type": "First"},
-        "ExpressionLimit": {"Type": "First"},
-        "InclusionRules": [],
-        "CensoringCriteria": [],
-        "CollapseSettings": {"CollapseType": "ERA", "EraPad": 0},
-        "CensorWindow": {},
-        "cdmVersionRange": ">=5.0.0",
-    }
-
-
-def ohdsi_sql(
-    expression: dict,
-    cdm_schema: str,
-    vocabulary_schema: str | None = None,
-    target_table: str = f"temp.main.{TARGET_TABLE}",
-    cohort_id: int = COHORT_ID,
-) -> str:
-    """Circe's cohort SQL in OHDSI SQL (SQL Server-like), template parameters filled."""
-    circe = _circe()
-    from circe.cohortdefinition import BuildExpressionQueryOptions
-
-    parsed = circe.api.cohort_expression_from_json(json.dumps(expression))
-    options = BuildExpressionQueryOptions()
-    options.cdm_schema = cdm_schema
-    options.vocabulary_schema = vocabulary_schema or cdm_schema
-    options.target_table = target_table
-    options.cohort_id = cohort_id
-    return circe.api.build_cohort_query(parsed, options)
-
-
-def duckdb_statements(sql: str) -> list[str]:
-    """``sql`` translated to DuckDB by circepy's SqlRender port and split into statements."""
-    circe = _circe()
-    translated = circe.sqlrender.translate(sql, "duckdb")
-    statements = [s.strip() for s in circe.sqlrender.split_sql(translated)]
-    statements = [s for s in statements if s and s != ";"]
-    leftover = [s for s in statements if re.search(r"@[A-Za-z_]\w*", s)]
-    if leftover:
-        raise ValueError(f"Circe SQL has unfilled template parameters: {leftover[0][:200]}")
-    return statements
+    """The product's Circe expression of the entry rules, code items resolved in
+    ``vocabulary``.concept through ``con`` (a DuckDB connection)."""
+    sets = load_concept_sets(concept_sets_dir)
+    items = resolved_items(
+        lambda sql, params: con.execute(sql, list(params)).df(), f"{vocabulary}.concept", "?", sets
+    )
+    builder = Builder(items, source_codes=source_codes, procedures=procedures)
+    return builder.cohort("cart_after_all_diagnosis", "index infusion", ENTRY_RULES).expression
 
 
 def circe_index_cohort(
@@ -254,8 +93,6 @@ def circe_index_cohort(
     cdm_schema: str = "cdm",
     vocabulary_schema: str | None = None,
     *,
-    cart_set: str = "cart_cd19_products",
-    all_set: str = "all_leukemia",
     procedure_set: str | None = None,
     source_codes: bool = False,
     concept_sets_dir: Path = CONCEPT_SETS_DIR,
@@ -268,10 +105,13 @@ def circe_index_cohort(
     default its file stem, to an in-memory database). ``cdm_schema`` / ``vocabulary_schema``
     (default the cdm schema) are schema names inside ``catalog`` (default, for a connection,
     its current database). Concept sets are read from ``concept_sets_dir``; the optional
-    ``procedure_set`` and ``source_codes`` widen the definition (module docstring).
+    ``procedure_set`` (``cart_administration``, the product's CAR-T procedure set) and
+    ``source_codes`` widen the definition (module docstring).
     """
     import duckdb
 
+    if procedure_set not in (None, "cart_administration"):
+        raise ValueError(f"procedure_set must be cart_administration, got {procedure_set!r}")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     if isinstance(con_or_path, (str, Path)):
@@ -304,29 +144,22 @@ def circe_index_cohort(
                     raise ValueError(f"{role} table {catalog}.{schema}.{table} not found")
 
         vocabulary = f'"{catalog}".{vocabulary_schema or cdm_schema}'
-
-        def items(name: str) -> list[dict]:
-            return concept_set_items(name, concept_sets_dir) + code_items(
-                con, name, vocabulary, concept_sets_dir
-            )
-
-        expression = cohort_expression(
-            items(cart_set),
-            items(all_set),
-            items(procedure_set) if procedure_set else None,
+        expression = index_expression(
+            con,
+            vocabulary,
+            procedures=procedure_set is not None,
             source_codes=source_codes,
+            concept_sets_dir=concept_sets_dir,
         )
         statements = duckdb_statements(
             ohdsi_sql(
                 expression,
                 cdm_schema=f'"{catalog}".{cdm_schema}',
                 vocabulary_schema=vocabulary,
+                cohort_id=COHORT_ID,
             )
         )
-        con.execute(
-            f"create or replace temp table {TARGET_TABLE} (cohort_definition_id bigint, "
-            "subject_id bigint, cohort_start_date date, cohort_end_date date)"
-        )
+        prepare_target(con)
         seconds = []
         for _ in range(repeats):
             start = time.perf_counter()

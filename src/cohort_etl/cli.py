@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "load": ("load", "load", "Load a folder of OMOP CDM CSV files into the profile's database."),
     "concept-sets": ("concept_sets", "concept_sets", "Validate, resolve and diff concept sets."),
     "check": ("check", "check", "Data-quality checks of the CDM (also run by build and run)."),
+    "cohorts": ("cohorts", "cohorts", "Export the cohorts as Circe (ATLAS) cohort definitions."),
     "build": ("build", "build", "Run the dbt models: CDM -> cohorts -> analysis marts."),
     "analyze": ("analyze", "analyze", "Run an analysis spec on any analysis dataset."),
     "run": ("run", "run", "End to end: build, analyse each study, write reports."),

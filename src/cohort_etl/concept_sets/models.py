@@ -75,8 +75,33 @@ def _json_path(loc: tuple[int | str, ...], wrapped: bool) -> str:
     return path
 
 
+#: keys only a Circe *cohort* expression has (ATLAS cohort definition export)
+_COHORT_KEYS = ("PrimaryCriteria", "ConceptSets", "InclusionRules")
+
+
+def cohort_expression_message(data: Any) -> str | None:
+    """What to say when ``data`` is a Circe cohort expression, not a concept set."""
+    if not isinstance(data, dict) or "items" in data:
+        return None
+    wrapped = data.get("expression")
+    body: dict[str, Any] = wrapped if isinstance(wrapped, dict) else data
+    if not any(key in body for key in _COHORT_KEYS):
+        return None
+    sets = body.get("ConceptSets") or []
+    return (
+        "this is a Circe cohort definition (PrimaryCriteria / ConceptSets), not a concept set "
+        'expression: concept_sets/ holds one concept set per file ({"items": [...]}). Keep '
+        "cohort definitions outside concept_sets/ (the project's own are written by "
+        "`cohort-etl cohorts export --format circe`); to use one of its "
+        f"{len(sets)} concept set(s) here, save its ConceptSets[i].expression as its own file"
+    )
+
+
 def expression_errors(data: Any) -> list[tuple[str, str]]:
     """Every schema error of a decoded document as ``(JSON path, message)``; empty if valid."""
+    cohort = cohort_expression_message(data)
+    if cohort:
+        return [("$", cohort)]
     wrapped = isinstance(data, dict) and "expression" in data and "items" not in data
     try:
         if wrapped:
@@ -102,6 +127,9 @@ def parse_expression(data: Any, source: str = "<json>") -> ConceptSetExpression:
     SpecError
         Naming ``source`` and the JSON path of the first schema error.
     """
+    cohort = cohort_expression_message(data)
+    if cohort:
+        raise SpecError(f"{source}: {cohort}")
     wrapped = isinstance(data, dict) and "expression" in data and "items" not in data
     try:
         if wrapped:
