@@ -7,19 +7,22 @@ Per size (COHORT_ETL_BENCH_SPARK_SIZES, comma-separated, 'demo' = the default de
 exported to Parquet (a folder per table) and registered as the Spark CDM database
 (cohort-etl load --profile spark). Each engine then runs `dbt parse` and one full `dbt build`
 (models, data and unit tests; without the data-quality stage that `cohort-etl build` runs
-first), whose wall time is reported. Spark runs `local[*]` with the profile's defaults (driver
+first), whose wall time is reported. With COHORT_ETL_BENCH_SCALE_DIR set, a numeric size uses
+the CDM bench_scale keeps there (layout COHORT_ETL_BENCH_SCALE_LAYOUT, default 'site': persons
+scattered as at a site), copied, instead of generating one. Spark runs `local[*]` with the profile's defaults (driver
 memory COHORT_ETL_BENCH_SPARK_DRIVER_MEMORY, default 8g); DuckDB with its defaults.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.memory import DescendantPeaks
+from bench.memory import DescendantPeaks, children_cpu_seconds
 
 
 def _build(profile: Any) -> dict[str, Any]:
@@ -27,10 +30,13 @@ def _build(profile: Any) -> dict[str, Any]:
     from cohort_etl.dbt_runner import DbtBuild
 
     dbt_parse(profile)
+    cpu0 = children_cpu_seconds()
     with DescendantPeaks() as peaks:
         result = DbtBuild(profile)._run_locked()
     return {
         "seconds": round(result.wall_seconds, 1),
+        "cpu_seconds": round(max(children_cpu_seconds() - cpu0, peaks.cpu_seconds), 1),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
         "model_seconds": round(result.model_execution_seconds, 1),
         "nodes": len(result.nodes),
         "peaks_mb": peaks.peaks_mb,
@@ -46,8 +52,18 @@ def _measure(size: str, tmp: Path) -> dict[str, Any]:
 
     path = tmp / "omop.duckdb"
     duck = NamedProfile(name="bench-duckdb", settings=DuckDBProfile(type="duckdb", path=path))
-    params = SynthParams(seed=42) if size == "demo" else SynthParams(seed=42, persons=int(size))
-    generated = generate(params, duck, progress=lambda m: None)
+    keep = os.environ.get("COHORT_ETL_BENCH_SCALE_DIR")
+    if keep and size != "demo":
+        # the CDM bench_scale prepared (and kept) for this size and layout, copied
+        from bench.bench_scale import prepare
+
+        layout = os.environ.get("COHORT_ETL_BENCH_SCALE_LAYOUT", "site")
+        folder = Path(keep) / f"{size}_{layout}"
+        event_rows = prepare(int(size), folder, layout)["event_rows"]
+        shutil.copyfile(folder / "omop.duckdb", path)
+    else:
+        params = SynthParams(seed=42) if size == "demo" else SynthParams(seed=42, persons=int(size))
+        event_rows = generate(params, duck, progress=lambda m: None).event_rows
     start = time.perf_counter()
     duckdb_cdm_to_parquet(path, "cdm", tmp / "parquet")
     export_seconds = time.perf_counter() - start
@@ -70,6 +86,11 @@ def _measure(size: str, tmp: Path) -> dict[str, Any]:
         "seconds": on_spark["seconds"],
         "duckdb_seconds": on_duck["seconds"],
         "spark_over_duckdb": round(on_spark["seconds"] / on_duck["seconds"], 1),
+        "spark_cpu_seconds": on_spark["cpu_seconds"],
+        "duckdb_cpu_seconds": on_duck["cpu_seconds"],
+        "spark_over_duckdb_cpu": round(on_spark["cpu_seconds"] / on_duck["cpu_seconds"], 1),
+        "spark_load_avg_1m": on_spark["load_avg_1m"],
+        "duckdb_load_avg_1m": on_duck["load_avg_1m"],
         "spark_model_seconds": on_spark["model_seconds"],
         "duckdb_model_seconds": on_duck["model_seconds"],
         "spark_jvm_peak_rss_mb": on_spark["peaks_mb"].get("java"),
@@ -82,7 +103,7 @@ def _measure(size: str, tmp: Path) -> dict[str, Any]:
             default=None,
         ),
         "nodes": on_spark["nodes"],
-        "event_rows": generated.event_rows,
+        "event_rows": event_rows,
         "parquet_export_seconds": round(export_seconds, 1),
         "spark_register_seconds": round(register_seconds, 1),
         "cores": os.cpu_count(),
@@ -94,6 +115,7 @@ def run() -> list[dict]:
     sizes = os.environ.get("COHORT_ETL_BENCH_SPARK_SIZES", "demo,1000000").split(",")
     out = []
     for size in (s.strip() for s in sizes):
-        with tempfile.TemporaryDirectory(prefix="bench_spark_") as tmp:
+        base = os.environ.get("COHORT_ETL_BENCH_TMP") or None
+        with tempfile.TemporaryDirectory(prefix="bench_spark_", dir=base) as tmp:
             out.append(_measure(size, Path(tmp)))
     return out

@@ -34,7 +34,9 @@ _PEAK_RSS_SOURCE = inspect.getsource(peak_rss_mb)
 
 
 def run_measured(code: str, env: dict[str, str] | None = None) -> dict[str, float]:
-    """Run ``code`` in a fresh Python; return wall seconds and peak RSS (MB) of that child.
+    """Run ``code`` in a fresh Python; return wall seconds, CPU seconds (user + system, all
+    threads: on a shared machine the steadier measure of the work done) and peak RSS (MB)
+    of that child.
 
     The child prints a JSON dict on its last stdout line; it is merged into the result.
     """
@@ -44,7 +46,10 @@ def run_measured(code: str, env: dict[str, str] | None = None) -> dict[str, floa
         "t0 = time.perf_counter()\n"
         "__extra = {}\n"
         f"{code}\n"
+        "import resource as __r\n"
+        "__u = __r.getrusage(__r.RUSAGE_SELF)\n"
         "print(json.dumps({'seconds': time.perf_counter() - t0, "
+        "'cpu_seconds': __u.ru_utime + __u.ru_stime, "
         "'peak_rss_mb': peak_rss_mb(), **__extra}))\n"
     )
     start = time.perf_counter()
@@ -62,6 +67,19 @@ def _children(pid: int) -> list[int]:
             return [int(p) for p in handle.read().split()]
     except OSError:
         return []
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (0 once it is gone)."""
+    import os
+
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            # fields after the command name (which may hold spaces) start at index 2
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _status(pid: int) -> tuple[str, float]:
@@ -85,7 +103,10 @@ class DescendantPeaks:
 
     ``VmHWM`` only grows, so the last sample before a process exits is its peak to within
     one interval's growth. Use as a context manager; read :attr:`peaks_mb` afterwards
-    (``{"python3": ..., "java": ...}``: the largest process of each name).
+    (``{"python3": ..., "java": ...}``: the largest process of each name) and
+    :attr:`cpu_seconds` (user + system CPU of every descendant seen, each as last sampled:
+    a lower bound, short by at most one interval per process; it counts a JVM that its
+    parent never waits for, which ``RUSAGE_CHILDREN`` would miss).
     """
 
     def __init__(self, interval: float = 0.2) -> None:
@@ -93,6 +114,7 @@ class DescendantPeaks:
 
         self.interval = interval
         self.peaks_mb: dict[str, float] = {}
+        self._cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -111,6 +133,13 @@ class DescendantPeaks:
                 name, hwm = _status(pid)
                 if name:
                     self.peaks_mb[name] = max(self.peaks_mb.get(name, 0.0), round(hwm, 1))
+                    cpu = _cpu_seconds(pid)
+                    if cpu:
+                        self._cpu[pid] = max(self._cpu.get(pid, 0.0), cpu)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return round(sum(self._cpu.values()), 1)
 
     def __enter__(self) -> DescendantPeaks:
         self._thread.start()
@@ -119,3 +148,12 @@ class DescendantPeaks:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of every child this process has waited for (a dbt
+    build's subprocess included): the difference around a step is that step's CPU."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

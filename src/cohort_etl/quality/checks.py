@@ -60,6 +60,7 @@ class _Checker:
         self.report = report
         self.grace = grace_days
         self.usable: dict[str, set[str]] = {}
+        self._row_counts: dict[str, dict[str, int]] = {}
 
     # -- helpers ---------------------------------------------------------------------------
     def t(self, table: str) -> str:
@@ -88,6 +89,64 @@ class _Checker:
 
     def has(self, table: str, *columns: str) -> bool:
         return table in self.usable and all(c in self.usable[table] for c in columns)
+
+    def row_counts(self, table: str) -> dict[str, int]:
+        """Every per-row count of ``table`` (NULLs in required columns, concept 0, end
+        before start) from one scan: ``sum(case when ... then 1 else 0 end)`` per
+        predicate, computed once per table (a 1-billion-row CDM is read once, not once
+        per check)."""
+        if table in self._row_counts:
+            return self._row_counts[table]
+        predicates = {
+            f"null:{c}": f"{quote_ident(c)} is null"
+            for c in self.null_columns(table)
+            if self.has(table, c)
+        }
+        ev = next((e for e in EVENT_TABLES if e.table == table), None)
+        if ev is not None and self.has(table, ev.concept_column, ev.source_column):
+            predicates["no_concept"] = (
+                f"coalesce({quote_ident(ev.concept_column)}, 0) = 0 "
+                f"and coalesce({quote_ident(ev.source_column)}, 0) = 0"
+            )
+        if ev is not None and ev.end_column and self.has(table, ev.end_column, ev.start_column):
+            predicates["end_before_start"] = (
+                f"{quote_ident(ev.end_column)} < {quote_ident(ev.start_column)}"
+            )
+        if table == "observation_period" and self.has(
+            table, "observation_period_start_date", "observation_period_end_date"
+        ):
+            predicates["end_before_start"] = (
+                "observation_period_end_date < observation_period_start_date"
+            )
+        counts: dict[str, int] = {}
+        if predicates:
+            names = list(predicates)
+            sums = ", ".join(
+                f"sum(case when {predicates[n]} then 1 else 0 end) as c{i}"
+                for i, n in enumerate(names)
+            )
+            frame = self.db.query_df(f"select {sums} from {self.t(table)}")
+            row = frame.iloc[0].tolist() if not frame.empty else [None] * len(names)
+            counts = {
+                n: int(v) if v is not None and v == v else 0
+                for n, v in zip(names, row, strict=True)
+            }
+        self._row_counts[table] = counts
+        return counts
+
+    @staticmethod
+    def null_columns(table: str) -> list[str]:
+        """Required columns of ``table`` checked for NULLs (the CDM spec's required
+        fields the sources read; of the vocabulary tables only concept.concept_id)."""
+        out = []
+        for column in REQUIRED_COLUMNS.get(table, ()):
+            spec = spec_field(table, column)
+            if spec is None or not spec.required or column in NULLABLE_READ_COLUMNS:
+                continue
+            if table.startswith("concept") and column != "concept_id":
+                continue
+            out.append(column)
+        return out
 
     # -- structure -------------------------------------------------------------------------
     def structure(self) -> None:
@@ -155,7 +214,7 @@ class _Checker:
         if not self.has(table, column):
             return
         t, col = self.t(table), quote_ident(column)
-        n = self.count(f"select count(*) from {t} where {col} is null")
+        n = self.row_counts(table).get(f"null:{column}", 0)
         if n:
             ids: tuple[Any, ...] = ()
             what = "row(s)"
@@ -184,13 +243,8 @@ class _Checker:
         }
         for table, pk in ids.items():
             self.primary_key(table, pk)
-        for table, needed in REQUIRED_COLUMNS.items():
-            for column in needed:
-                spec = spec_field(table, column)
-                if spec is None or not spec.required or column in NULLABLE_READ_COLUMNS:
-                    continue
-                if table.startswith("concept") and column != "concept_id":
-                    continue
+        for table in REQUIRED_COLUMNS:
+            for column in self.null_columns(table):
                 self.not_null(table, column, ids.get(table))
 
     # -- dates -----------------------------------------------------------------------------
@@ -200,7 +254,7 @@ class _Checker:
         if not self.has(table, "observation_period_id", s, e):
             return
         where = f"{quote_ident(e)} < {quote_ident(s)}"
-        n = self.count(f"select count(*) from {self.t(table)} where {where}")
+        n = self.row_counts(table).get("end_before_start", 0)
         if n:
             self.find(
                 "end_before_start",
@@ -223,71 +277,85 @@ class _Checker:
             return
         t = self.t(ev.table)
         idc, start = quote_ident(ev.id_column), quote_ident(ev.start_column)
-        order = f" order by {idc}"
+        p = self.db.param
+        per_row = self.row_counts(ev.table)
+        linked = self.linked_counts(ev)
 
-        def report(check: str, severity: str, column: str, where: str, message: str,
+        def report(check: str, severity: str, column: str, where: str, message: str, n: int,
                    params: Sequence[Any] = (), rule: str | None = None,
-                   action: str = "dropped") -> None:  # fmt: skip
-            sql = f"select count(*) from {t} as event where {where}"
-            n = self.count(sql, params)
+                   action: str = "dropped", joins: str = "") -> None:  # fmt: skip
             if rule is not None:
                 self.report.cleaning.append(CleaningCount(rule, ev.table, n, action))  # type: ignore[arg-type]
             if n:
-                ex = self.examples(f"select {idc} from {t} as event where {where}{order}", params)
+                # examples only for a failed check: one more (top-5) read of the table
+                ex = self.examples(
+                    f"select event.{idc} from {t} as event {joins} where {where} "
+                    f"order by event.{idc}",
+                    params,
+                )
                 self.find(check, severity, ev.table, column, n, message.format(n=n), ex)
 
         # rule 1: no concept at all (concept 0 and no source concept): nothing can match it;
         # routine in real CDMs (unmapped codes), so counted, not a finding
-        if self.has(ev.table, ev.concept_column, ev.source_column):
-            n = self.count(
-                f"select count(*) from {t} where coalesce({quote_ident(ev.concept_column)}, 0) = 0 "
-                f"and coalesce({quote_ident(ev.source_column)}, 0) = 0"
-            )
+        if "no_concept" in per_row:
             self.report.cleaning.append(
-                CleaningCount("1: concept 0 without a source concept", ev.table, n)
+                CleaningCount(
+                    "1: concept 0 without a source concept", ev.table, per_row["no_concept"]
+                )
             )
         if self.has("observation_period", "person_id", "observation_period_start_date"):
-            op = self.t("observation_period")
+            # "in no observation period" as a left join kept where nothing matched (an
+            # anti-join on person_id with the date range as residual): a correlated
+            # `not exists` with a range is planned by DuckDB 2.0 as a dependent join that
+            # first materialises every column of the table and groups it by person and date
+            outside = (
+                f"left join {self.t('observation_period')} as op "
+                "on op.person_id = event.person_id "
+                f"and event.{start} >= op.observation_period_start_date "
+                f"and event.{start} <= op.observation_period_end_date"
+            )
+            where = f"event.{start} is not null and op.person_id is null"
             report(
                 "outside_observation_period",
                 "warning",
                 ev.start_column,
-                f"{start} is not null and not exists (select 1 from {op} as op "
-                "where op.person_id = event.person_id "
-                f"and event.{start} >= op.observation_period_start_date "
-                f"and event.{start} <= op.observation_period_end_date)",
+                where,
                 "{n} row(s) start outside every observation period of their person; "
                 "staging drops them",
+                self.count(f"select count(*) from {t} as event {outside} where {where}"),
                 rule="2: outside every observation period",
+                joins=outside,
             )
-        if self.has("death", "person_id", "death_date"):
+        if "after_grace" in linked:
             death = (
-                f"(select person_id, min(death_date) as death_date from {self.t('death')} "
-                "group by person_id)"
+                f"inner join (select person_id, min(death_date) as death_date "
+                f"from {self.t('death')} group by person_id) as d "
+                "on d.person_id = event.person_id"
             )
-            p = self.db.param
             report(
                 "after_death",
                 "warning",
                 ev.start_column,
-                f"exists (select 1 from {death} as d where d.person_id = event.person_id "
-                f"and event.{start} > d.death_date + cast({p} as integer))",
+                f"event.{start} > d.death_date + cast({p} as integer)",
                 "{n} row(s) start more than " + str(self.grace) + " days (the grace period) "
                 "after their person's death; staging drops them",
+                linked["after_grace"],
                 [self.grace],
                 rule=f"3: more than {self.grace} days after death",
+                joins=death,
             )
             report(
                 "after_death",
                 "warning",
                 ev.start_column,
-                f"exists (select 1 from {death} as d where d.person_id = event.person_id "
-                f"and event.{start} > d.death_date "
-                f"and event.{start} <= d.death_date + cast({p} as integer))",
+                f"event.{start} > d.death_date "
+                f"and event.{start} <= d.death_date + cast({p} as integer)",
                 "{n} row(s) start after their person's death but within the "
                 + str(self.grace)
                 + "-day grace period; kept",
+                linked["within_grace"],
                 [self.grace],
+                joins=death,
             )
         # rule 4: exact duplicates (all columns the staging reads, except the row id)
         cols = [ev.concept_column, ev.source_column, ev.start_column, ev.type_column]
@@ -303,26 +371,68 @@ class _Checker:
             self.report.cleaning.append(
                 CleaningCount("4: duplicate of another row in every column read", ev.table, n)
             )
-        if ev.end_column and self.has(ev.table, ev.end_column):
-            end = quote_ident(ev.end_column)
+        if "end_before_start" in per_row:
+            end = quote_ident(ev.end_column or "")
             report(
                 "end_before_start",
                 "warning",
-                ev.end_column,
+                ev.end_column or "",
                 f"{end} < {start}",
                 "{n} row(s) end before they start; staging sets the end to the start date",
+                per_row["end_before_start"],
                 rule="5: end before start (end set to start)",
                 action="repaired",
             )
-        if self.has("person", "person_id"):
+        if "unknown_person" in linked:
             report(
                 "person_not_in_person",
                 "warning",
                 "person_id",
-                f"person_id is not null and not exists (select 1 from {self.t('person')} as p "
-                "where p.person_id = event.person_id)",
+                "event.person_id is not null and known.person_id is null",
                 "{n} row(s) name a person_id absent from the person table; no cohort keeps them",
+                linked["unknown_person"],
+                joins=f"left join (select person_id from {self.t('person')} "
+                "group by person_id) as known on known.person_id = event.person_id",
             )
+
+    def linked_counts(self, ev: EventTable) -> dict[str, int]:
+        """Rows of an event table starting after their person's death (beyond and within
+        the grace period) and rows naming no person, from one read of the table joined to
+        one row per person of death (earliest date) and of person (both sides unique per
+        person, so every event row is counted once)."""
+        t, start = self.t(ev.table), quote_ident(ev.start_column)
+        p = self.db.param
+        sums, joins, params = [], [], []
+        if self.has("death", "person_id", "death_date"):
+            joins.append(
+                f"left join (select person_id, min(death_date) as death_date "
+                f"from {self.t('death')} group by person_id) as d "
+                "on d.person_id = event.person_id"
+            )
+            sums += [
+                f"sum(case when event.{start} > d.death_date + cast({p} as integer) "
+                "then 1 else 0 end) as after_grace",
+                f"sum(case when event.{start} > d.death_date "
+                f"and event.{start} <= d.death_date + cast({p} as integer) "
+                "then 1 else 0 end) as within_grace",
+            ]
+            params += [self.grace, self.grace]
+        if self.has("person", "person_id"):
+            joins.append(
+                f"left join (select person_id from {self.t('person')} group by person_id) "
+                "as known on known.person_id = event.person_id"
+            )
+            sums.append(
+                "sum(case when event.person_id is not null and known.person_id is null "
+                "then 1 else 0 end) as unknown_person"
+            )
+        if not sums:
+            return {}
+        frame = self.db.query_df(
+            f"select {', '.join(sums)} from {t} as event {' '.join(joins)}", params
+        )
+        row = frame.iloc[0]
+        return {str(k): int(v) if v is not None and v == v else 0 for k, v in row.items()}
 
     # -- vocabulary ------------------------------------------------------------------------
     def vocabulary(self, accept_incomplete: bool) -> None:
@@ -488,6 +598,20 @@ class _Checker:
             )
 
 
+#: DuckDB buffer-pool limit of the stage unless the profile sets memory_limit: its big
+#: aggregates (primary keys and duplicates over every event row) spill to disk beyond it
+#: instead of taking 80% of the machine (20 GB at 10M persons before the limit)
+QUALITY_MEMORY_LIMIT = "6GB"
+
+
+def _bound_duckdb(db: Database, profile: NamedProfile) -> None:
+    """Cap DuckDB's memory for the stage (the profile's memory_limit, else
+    :data:`QUALITY_MEMORY_LIMIT`) and let it drop row order, which no count needs."""
+    if not getattr(profile.settings, "memory_limit", None):
+        db.execute(f"set memory_limit = '{QUALITY_MEMORY_LIMIT}'")
+    db.execute("set preserve_insertion_order = false")
+
+
 def run_checks(
     profile: NamedProfile,
     *,
@@ -514,6 +638,8 @@ def run_checks(
     if duck and not profile.settings.resolved_path().exists():  # type: ignore[union-attr]
         raise missing
     with connected(profile, read_only=duck) as db:
+        if duck:
+            _bound_duckdb(db, profile)
         if not db.schema_exists(schema):
             raise missing
         checker = _Checker(db, schema, report, grace)
