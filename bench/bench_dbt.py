@@ -202,7 +202,13 @@ def _index_cohort_vs_circe(path: Path, target: Path, repeats: int = 5) -> dict[s
         "circe_drug_only": {},
         "circe_equivalent": {"procedure_set": "cart_administration", "source_codes": True},
     }
-    con = duckdb.connect(str(path), read_only=True)
+    # capped: Circe's SQL on the 10M-person CDM (1.07 billion event rows) must not take
+    # DuckDB's default 80% of the machine
+    con = duckdb.connect(
+        str(path),
+        read_only=True,
+        config={"memory_limit": os.environ.get("COHORT_ETL_BENCH_DUCKDB_MEMORY", "8GB")},
+    )
     catalog = con.execute("select current_database()").fetchall()[0][0]
     built = _built_index(con, catalog)
     best: dict[str, float] = {}

@@ -154,7 +154,10 @@ def _measure(persons: int, tmp: Path, layout: str) -> dict[str, Any]:
     from cohort_etl.dbt_runner import DbtBuild, dbt_project_dir
 
     path = tmp / "omop.duckdb"
-    profile = NamedProfile(name="bench-scale", settings=DuckDBProfile(type="duckdb", path=path))
+    # one dbt target folder per size: two sizes may be measured at once
+    profile = NamedProfile(
+        name=f"bench-scale-{persons}", settings=DuckDBProfile(type="duckdb", path=path)
+    )
     row: dict[str, Any] = {
         "name": f"scale_{persons}",
         "layout": layout,

@@ -31,6 +31,8 @@ def peak_rss_mb() -> float:
 
 
 _PEAK_RSS_SOURCE = inspect.getsource(peak_rss_mb)
+#: prefix of the child's result line on its stdout
+_MARK = "__bench_result__ "
 
 
 def run_measured(code: str, env: dict[str, str] | None = None) -> dict[str, float]:
@@ -42,13 +44,14 @@ def run_measured(code: str, env: dict[str, str] | None = None) -> dict[str, floa
     """
     wrapper = (
         "import json, time\n"
+        f"__MARK = {_MARK!r}\n"
         f"{_PEAK_RSS_SOURCE}\n"
         "t0 = time.perf_counter()\n"
         "__extra = {}\n"
         f"{code}\n"
         "import resource as __r\n"
         "__u = __r.getrusage(__r.RUSAGE_SELF)\n"
-        "print(json.dumps({'seconds': time.perf_counter() - t0, "
+        "print('\\n' + __MARK + json.dumps({'seconds': time.perf_counter() - t0, "
         "'cpu_seconds': __u.ru_utime + __u.ru_stime, "
         "'peak_rss_mb': peak_rss_mb(), **__extra}))\n"
     )
@@ -56,7 +59,11 @@ def run_measured(code: str, env: dict[str, str] | None = None) -> dict[str, floa
     proc = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark step failed:\n{proc.stderr[-4000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    # the last marked line: a DuckDB progress bar may end stdout without a newline
+    marked = [line for line in proc.stdout.splitlines() if line.startswith(_MARK)]
+    if not marked:
+        raise RuntimeError(f"benchmark step printed no result:\n{proc.stdout[-2000:]}")
+    result = json.loads(marked[-1][len(_MARK) :])
     result["process_seconds"] = time.perf_counter() - start
     return result
 
