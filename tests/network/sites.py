@@ -168,3 +168,90 @@ def export_in_processes(
              (min_cell or {}).get(s.site_id)) for s in specs]  # fmt: skip
     with ProcessPoolExecutor(max_workers=workers) as ex:
         return [Path(p) for p in ex.map(_export, jobs)]
+
+
+# -- sensitivity analyses: date-based persons run through the engine's own row selection --
+CUTOFF = "2025-06-30"
+ADJUST = ["age", "female", "race"]
+SENSITIVITY_SPEC: dict[str, Any] = {
+    "name": STUDY,
+    "title": INFO.title,
+    "arms": {"column": "arm", "treated": "treated", "control": "control"},
+    "outcomes": [{"name": "os", "type": "time_to_event", "label": "OS", "start": "index_date",
+                  "event_date": "death_date", "censor_date": "end_of_followup_date"}],
+    "sensitivity": [
+        {"kind": "unmatched", "outcome": "os"},
+        {"kind": "unmatched", "outcome": "os", "adjust_for": ADJUST},
+        {"kind": "naive_ever_treated", "outcome": "os", "exposure_date": "hsct_date"},
+        {"kind": "landmark", "outcome": "os", "landmark_day": 100, "exposure_date": "hsct_date"},
+        {"kind": "landmark", "outcome": "os", "landmark_day": 100, "exposure_date": "hsct_date",
+         "adjust_for": ADJUST},
+        {"kind": "landmark", "outcome": "os", "landmark_day": 100, "exposure_date": "hsct_date",
+         "event_free_date": "relapse_date"},
+        {"kind": "time_varying", "outcome": "os", "exposure_date": "hsct_date"},
+        {"kind": "time_varying", "outcome": "os", "exposure_date": "hsct_date",
+         "adjust_for": ADJUST},
+    ],
+    "complete_window_days": 180,
+    "data_cutoff": CUTOFF,
+}  # fmt: skip
+
+
+def dated_persons(spec: SiteSpec) -> pd.DataFrame:
+    """Persons with dates: index 2019-01 .. 2025-03 (some too late for the 180-day
+    complete window), an exposure (transplant) at day 10-250 for 50% of the treated and
+    15% of the controls when they are alive then, which lowers the hazard to 0.6 times;
+    relapse dates for 30%; censoring uniform on 180-1500 days and at the cut-off."""
+    rng = np.random.default_rng(spec.seed + 500)
+    n = spec.n
+    treated = rng.integers(0, 2, n)
+    age = np.round(rng.normal(50, 12, n), 1)
+    female = rng.integers(0, 2, n)
+    race = rng.choice(RACES, size=n, p=list(spec.race_p))
+    rate = spec.base * np.exp(0.3 * treated + 0.02 * (age - 50) + 0.2 * female)
+    h = np.where(rng.random(n) < np.where(treated == 1, 0.5, 0.15), rng.uniform(10, 250, n),
+                 np.nan)  # fmt: skip
+    t0 = rng.exponential(1 / rate)
+    after = np.isfinite(h) & (t0 > h)
+    t_death = np.where(after, h + rng.exponential(1 / (0.6 * rate)), t0)
+    h = np.where(np.isfinite(h) & (h < t_death), h, np.nan)
+    t_cens = rng.uniform(180, 1500, n)
+    relapse = np.where(rng.random(n) < 0.3, rng.uniform(20, 400, n), np.nan)
+    index = pd.Timestamp("2019-01-01") + pd.to_timedelta(rng.integers(0, 2280, n), unit="D")
+
+    def day(x: np.ndarray) -> pd.Series:
+        return pd.Series(index + pd.to_timedelta(np.floor(x), unit="D")).where(np.isfinite(x))
+
+    died = t_death <= t_cens
+    return pd.DataFrame(
+        {
+            "person_id": np.arange(n) + 100_000 * spec.seed,
+            "site": spec.site_id,
+            "arm": np.where(treated == 1, "treated", "control"),
+            "age": age,
+            "female": female,
+            "race": race,
+            "index_date": index,
+            "death_date": day(np.where(died, t_death, np.nan)),
+            "end_of_followup_date": day(np.minimum(t_death, t_cens)),
+            "hsct_date": day(h),
+            "relapse_date": day(relapse),
+        }
+    )
+
+
+def sensitivity_site_data(d: pd.DataFrame) -> SiteData:
+    """A site's sensitivity analyses on the engine's own rows (study_rows, then
+    sensitivity_data through the network's export)."""
+    from cohort_etl.engine.study import study_rows
+    from cohort_etl.network.study_folder import sensitivity_analysis, sensitivity_label
+    from cohort_etl.studies.spec import StudySpec
+
+    spec = StudySpec.model_validate(SENSITIVITY_SPEC)
+    cutoff = pd.Timestamp(CUTOFF)
+    rows = study_rows(spec, d.drop(columns="site"), cutoff).compared
+    o = spec.outcome("os")
+    return SiteData(arms=dict(INFO.arms), cox=[
+        sensitivity_analysis(s, o, rows, cutoff, sensitivity_label(s, o, spec))
+        for s in spec.sensitivity
+    ])  # fmt: skip

@@ -85,6 +85,17 @@ def test_network_round_on_a_real_study_folder(
     pairs = results["outcomes"]["os"]["cox_stratified_sets"]["coef"]
     got = pooled["hazard_ratios"]["outcome:os:matched_stratified_sets"]["profile_fixed_effect"]
     assert got["estimate"] == pytest.approx(pairs, abs=1e-3)
+    # every sensitivity analysis of the run (landmark, time-varying, unmatched, ...) is
+    # exported from analysis_dataset.csv on the engine's own rows and pools to the run's
+    sens = {k: v["cox"]["coef"] for k, v in results["sensitivity"].items()
+            if v.get("cox") and v["cox"].get("estimable")}  # fmt: skip
+    assert len(sens) >= 5
+    for key, coef in sens.items():
+        entry = pooled["hazard_ratios"][f"sensitivity:{key}"]
+        assert entry["label"] and entry["label"] != f"sensitivity:{key}"
+        assert entry["profile_fixed_effect"]["estimate"] == pytest.approx(coef, abs=1e-3), key
+    assert not any(s["section"].startswith("sensitivity:")
+                   for s in pooled["not_exported"]["s1"])  # fmt: skip
     # three copies of one site: the pooled grid KM is the site's KM on the grouped times
     km = pd.read_csv(tmp_path / "pooled" / "pooled_km.csv")
     assert len(km) > 0 and (km["n_risk"] >= 5).all() and (km["n_risk"] % 3 == 0).all()

@@ -157,3 +157,25 @@ def test_unregistered_site_is_refused(good: Path, tmp_path: Path) -> None:
     del net["sites"]["site_b"]
     (root / "network.json").write_text(json.dumps(net))
     _refused(pool(root, paths), "site_b", "not registered")
+
+
+def test_packages_of_different_passes_are_refused(good: Path, tmp_path: Path) -> None:
+    """A refinement pass (expanded at the pooled anchors of pass 1) cannot be pooled with
+    pass-1 packages of other sites: field ``pass`` (and its masks differ)."""
+    from tests.network.sites import INFO, site_data
+
+    from cohort_etl.network.keys import read_network
+    from cohort_etl.network.package import build_package, read_anchors, write_package
+
+    root, paths = _copy(good, tmp_path)
+    assert pool(root, paths).returncode == 0
+    anchors = read_anchors(root / "pooled" / "anchors.json")
+    assert anchors.pass_number == 2 and anchors.nuisance
+    spec = SITES[-1]
+    key = read_key(root / "keys" / f"{spec.site_id}.key.json")
+    net = read_network(root / "network.json")
+    pkg = build_package(site_data(spec), INFO, spec.site_id, key, net,
+                        provenance(spec.site_id), anchors=anchors)  # fmt: skip
+    assert pkg.meta["pass"] == {"number": 2, "anchors_sha256": anchors.sha256}
+    second = write_package(pkg, key, root / "pass2" / spec.site_id)
+    _refused(pool(root, [*paths[:-1], second]), spec.site_id, "field pass")

@@ -34,21 +34,27 @@ def _site_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--min-cell", type=int, default=None,
               help="Minimum cell count this site requires (default: the network's; never "
               "below it).")  # fmt: skip
+@click.option("--anchors", "anchors_file", type=_path, default=None,
+              help="anchors.json of the round's previous pass (from `cohort-etl pool`): "
+              "export the next pass, models with adjustment terms expanded at the pooled "
+              "coefficients (docs/network.md).")  # fmt: skip
 @click.option("--out", "out_dir", required=True, type=_path, help="Package folder.")
 def export(study_dir: Path, site_id: str, key_file: Path, network_file: Path,
-           min_cell: int | None, out_dir: Path) -> None:  # fmt: skip
+           min_cell: int | None, anchors_file: Path | None, out_dir: Path) -> None:  # fmt: skip
     """Write the signed, masked package of one study (aggregates only)."""
     from cohort_etl.network.keys import read_key, read_network
-    from cohort_etl.network.package import build_package, write_package
+    from cohort_etl.network.package import build_package, read_anchors, write_package
     from cohort_etl.network.study_folder import site_from_study_dir
 
     net = read_network(network_file)
     key = read_key(key_file)
+    anchors = None if anchors_file is None else read_anchors(anchors_file)
     site, info, prov, rules = site_from_study_dir(study_dir, net)
     pkg = build_package(site, info, site_id, key, net, prov, min_cell=min_cell,
-                        attrition_rules=rules)  # fmt: skip
+                        attrition_rules=rules, anchors=anchors)  # fmt: skip
     write_package(pkg, key, out_dir)
-    click.echo(f"package of {info.study} for site {site_id} (round {net.round_id}): {out_dir}; "
+    click.echo(f"package of {info.study} for site {site_id} (round {net.round_id}, pass "
+               f"{pkg.meta['pass']['number']}): {out_dir}; "
                f"{len(pkg.meta['site_estimates'])} hazard ratio(s) profiled, "
                f"{len(site.not_exported)} section(s) not exported", err=True)  # fmt: skip
 
@@ -66,8 +72,11 @@ def pool(packages: tuple[Path, ...], network_file: Path, allow_dirty: bool, out_
     from cohort_etl.network.pool import pool_packages
 
     result = pool_packages(list(packages), read_network(network_file), out_dir, allow_dirty)
-    click.echo(f"pooled {len(result['sites'])} site package(s) of {result['study']}: "
-               f"{out_dir / 'report.html'}", err=True)  # fmt: skip
+    click.echo(f"pooled {len(result['sites'])} site package(s) of {result['study']} (pass "
+               f"{result['pass']['number']}): {out_dir / 'report.html'}", err=True)  # fmt: skip
+    if (out_dir / "anchors.json").is_file():
+        click.echo(f"models with adjustment terms: send {out_dir / 'anchors.json'} to the sites "
+                   "for a refinement pass (export --anchors)", err=True)  # fmt: skip
 
 
 @click.group("network")

@@ -56,6 +56,47 @@ class StudyInfo:
     data_cutoff: str | None = None
 
 
+ANCHORS_KIND = "cohort-etl nuisance anchors"
+
+
+@dataclass(frozen=True)
+class Anchors:
+    """The pooled nuisance coefficients of a pass of a round (``anchors.json`` written by
+    ``pool``): per analysis with other terms, one vector per profile grid point. A site
+    exports the next pass expanded there (docs/network.md, refinement passes)."""
+
+    round_id: str
+    pass_number: int
+    nuisance: dict[str, np.ndarray]
+    sha256: str
+    source: str = ""
+
+
+def anchors_json(round_id: str, pass_number: int, nuisance: dict[str, np.ndarray]) -> bytes:
+    body = {"kind": ANCHORS_KIND, "round_id": round_id, "pass": pass_number,
+            "nuisance": {k: np.asarray(v).tolist() for k, v in sorted(nuisance.items())}}  # fmt: skip
+    return (json.dumps(body, sort_keys=True) + "\n").encode("utf-8")
+
+
+def read_anchors(path: Path) -> Anchors:
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(f"{path}: not found (anchors.json of a pooled pass)")
+    body = path.read_bytes()
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise InputDataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("kind") != ANCHORS_KIND:
+        raise InputDataError(f"{path}: not a cohort-etl anchors file")
+    try:
+        nuisance = {str(k): np.asarray(v, dtype=float) for k, v in data["nuisance"].items()}
+        return Anchors(str(data["round_id"]), int(data["pass"]), nuisance,
+                       hashlib.sha256(body).hexdigest(), str(path))  # fmt: skip
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputDataError(f"{path}: field {exc} missing or malformed") from None
+
+
 @dataclass
 class SitePackage:
     meta: dict[str, Any]
@@ -110,8 +151,10 @@ def build_package(
     provenance: dict[str, Any],
     min_cell: int | None = None,
     attrition_rules: list[str] | None = None,
+    anchors: Anchors | None = None,
 ) -> SitePackage:
-    """Reduce the site's data to masked blocks plus clear metadata (nothing else kept)."""
+    """Reduce the site's data to masked blocks plus clear metadata (nothing else kept).
+    ``anchors``: a refinement pass of the round (:class:`Anchors`)."""
     if key.site_id != site_id:
         raise InputDataError(f"site key is for {key.site_id!r}, not for site {site_id!r}")
     if info.study != net.study:
@@ -119,11 +162,17 @@ def build_package(
     missing = [f for f in PROVENANCE_FIELDS if f not in provenance]
     if missing:
         raise InputDataError(f"provenance: missing field(s) {missing}")
-    comps, values = contribution(site, net)
+    if anchors is not None and anchors.round_id != net.round_id:
+        raise InputDataError(f"{anchors.source}: anchors of round {anchors.round_id!r}, not of "
+                             f"the network round {net.round_id!r}")  # fmt: skip
+    comps, values = contribution(site, net, None if anchors is None else anchors.nuisance)
     ring: list[int] = []
     for comp, vals in zip(comps, values, strict=True):
         ring.extend(secagg.encode(vals, comp.kind))
-    masked = secagg.mask_vector(ring, site_id, key.exchange, net.exchange_keys(), net.round_id)
+    # each pass of a round has its own masks (two passes under the same masks would
+    # reveal the difference of a site's vectors)
+    mask_id = net.round_id if anchors is None else f"{net.round_id}|pass {anchors.pass_number}"
+    masked = secagg.mask_vector(ring, site_id, key.exchange, net.exchange_keys(), mask_id)
     estimates = {a.key: site_estimate(a, net.profile_points)
                  for a in sorted(site.cox, key=lambda a: a.key)}  # fmt: skip
     meta: dict[str, Any] = {
@@ -142,6 +191,9 @@ def build_package(
         "table1_kinds": dict(sorted(site.table1_kinds.items())),
         "analysis_labels": {a.key: a.label or a.key for a in sorted(site.cox, key=lambda a: a.key)},
         "site_estimates": estimates,
+        "pass": {"number": 1, "anchors_sha256": None}
+        if anchors is None
+        else {"number": anchors.pass_number, "anchors_sha256": anchors.sha256},  # fmt: skip
         "not_exported": list(site.not_exported),
     }
     return SitePackage(meta=meta, masked=masked)

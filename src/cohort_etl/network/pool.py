@@ -29,7 +29,7 @@ from cohort_etl.errors import CohortEtlError, InputDataError
 from cohort_etl.network import secagg
 from cohort_etl.network.keys import Network, verify
 from cohort_etl.network.meta import meta_analysis
-from cohort_etl.network.package import SitePackage, read_package
+from cohort_etl.network.package import SitePackage, anchors_json, read_package
 from cohort_etl.network.profile import (
     TAU_GRID,
     bayesian_random_effects,
@@ -53,6 +53,7 @@ SAME_ACROSS_SITES = (
     "arms",
     "layout_sha256",
     "analysis_labels",
+    "pass",
     "attrition_rules",
     "table1_kinds",
 )
@@ -134,15 +135,23 @@ def aggregate(pkgs: Sequence[SitePackage]) -> dict[str, np.ndarray]:
 
 
 def pooled_hazard_ratios(
-    sums: dict[str, np.ndarray], pkgs: Sequence[SitePackage], points: int
+    sums: dict[str, np.ndarray],
+    pkgs: Sequence[SitePackage],
+    points: int,
+    anchors_out: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
+    """Every hazard ratio with a profile; ``anchors_out`` receives the pooled nuisance per
+    grid point of every model with other terms (the anchors of a next pass)."""
     grid = profile_grid(points)
     out: dict[str, Any] = {}
     for key in sorted(k for k in sums if k.startswith("profile|")):
         analysis = key.split("|", 1)[1]
         block = sums[key].reshape(grid.shape[0], -1)
         q = int(round(math.sqrt(block.shape[1] - 3))) - 1  # width (q + 1)^2 + 3
-        vals, grads = combine_profile(block, q)
+        nuisance: list[np.ndarray] = []
+        vals, grads = combine_profile(block, q, nuisance)
+        if q and anchors_out is not None:
+            anchors_out[analysis] = np.vstack(nuisance)
         prof = pooled_profile_estimate(grid, vals, grads).to_dict()
         marginal = sums[f"marginal|{analysis}"].reshape(len(TAU_GRID), mu_grid().shape[0])
         re = bayesian_random_effects(marginal)
@@ -157,7 +166,7 @@ def pooled_hazard_ratios(
                 ys.append(float(est["coef"]))
                 ses.append(float(est["se"]))
         label = pkgs[0].meta.get("analysis_labels", {}).get(analysis, analysis)
-        entry: dict[str, Any] = {"label": label, "profile_fixed_effect": prof,
+        entry: dict[str, Any] = {"label": label, "other_terms": q, "profile_fixed_effect": prof,
                                  "profile_random_effects": re,
                                  "sites": per_site,
                                  "sites_without_wald": sorted(set(per_site) - set(labels))}  # fmt: skip
@@ -203,9 +212,10 @@ def provenance_table(pkgs: Sequence[SitePackage]) -> pd.DataFrame:
 
 
 def pool_network(
-    pkgs: Sequence[SitePackage], net: Network
+    pkgs: Sequence[SitePackage], net: Network, anchors_out: dict[str, np.ndarray] | None = None
 ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
-    """Pool verified packages: pooled.json content and the published tables."""
+    """Pool verified packages: pooled.json content and the published tables
+    (``anchors_out``: see :func:`pooled_hazard_ratios`)."""
     sums = aggregate(pkgs)
     first = pkgs[0].meta
     arms = first["arms"]
@@ -225,7 +235,7 @@ def pool_network(
     if kinds:
         t1, smd = pooled_table1(sums, kinds, net.table1_levels, roles, mc)
         tables["pooled_table1"], tables["pooled_smd"] = t1, smd
-    hrs = pooled_hazard_ratios(sums, pkgs, net.profile_points)
+    hrs = pooled_hazard_ratios(sums, pkgs, net.profile_points, anchors_out)
     tables["pooled_hazard_ratios"] = _hr_table(hrs)
     tables["provenance"] = provenance_table(pkgs)
     result = {
@@ -243,6 +253,7 @@ def pool_network(
         "logrank_stratified_by_site": pooled_logrank(sums, mc),
         "binary": pooled_binary(sums, mc),
         "hazard_ratios": hrs,
+        "pass": first.get("pass", {"number": 1, "anchors_sha256": None}),
         "not_exported": {p.site_id: p.meta.get("not_exported", []) for p in pkgs},
     }
     return json_safe(result, RESULT_DIGITS), tables
@@ -256,9 +267,13 @@ def pool_packages(
 
     loaded = [read_package(Path(p)) for p in paths]
     pkgs = verify_packages(loaded, net, allow_dirty)
-    result, tables = pool_network(pkgs, net)
+    anchors: dict[str, np.ndarray] = {}
+    result, tables = pool_network(pkgs, net, anchors)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if anchors:  # the anchors of the next pass (models with other terms)
+        number = int(result["pass"]["number"]) + 1
+        (out_dir / "anchors.json").write_bytes(anchors_json(net.round_id, number, anchors))
     (out_dir / "pooled.json").write_text(
         json.dumps(result, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8"
     )

@@ -126,16 +126,19 @@ class _Profiler:
         row = self.expansion(b)
         return float(row[0]), float(row[1])
 
-    def expansion(self, b: float) -> np.ndarray:
-        """At ``beta_j = b`` with the nuisance ``g`` profiled: value, derivative, and the
-        additive pieces of the second-order expansion in the nuisance (module docs):
-        ``I_oo`` (flattened), ``I_oo g``, ``g' I_oo g``, ``I_jo``, ``I_jo g``."""
+    def expansion(self, b: float, anchor: np.ndarray | None = None) -> np.ndarray:
+        """At ``beta_j = b``, the nuisance ``g`` profiled (or fixed at ``anchor``, the
+        network's pooled nuisance of a previous pass): value, derivative, and the additive
+        pieces of the second-order expansion ``l(g) ~ l - (g' A g - 2 g' B + C) / 2`` in
+        the nuisance (module docs): ``A = I_oo`` (flattened), ``B = I_oo g + s_o``,
+        ``C = g' I_oo g + 2 s_o' g``, ``I_jo``, ``I_jo g`` (``s_o`` the nuisance score,
+        about 0 where profiled)."""
         q = len(self.others)
         if self.engine is None:
             return np.zeros(2 + q * q + 2 * q + 2)
-        rest = self.nuisance.copy()
+        rest = self.nuisance.copy() if anchor is None else np.asarray(anchor, dtype=float)
         ev = self.engine.evaluate(self._beta(b, rest))
-        if self.others:
+        if self.others and anchor is None:
             o = self.others
             for _ in range(60):
                 step = np.linalg.lstsq(ev.information[np.ix_(o, o)], ev.score[o], rcond=None)[0]
@@ -163,14 +166,25 @@ class _Profiler:
         o = self.others
         i_oo = ev.information[np.ix_(o, o)]
         i_jo = ev.information[self.j, o]
-        return np.concatenate([[ev.loglik, ev.score[self.j]], i_oo.ravel(), i_oo @ rest,
-                               [rest @ i_oo @ rest], i_jo, [i_jo @ rest]])  # fmt: skip
+        s_o = ev.score[o]
+        return np.concatenate([[ev.loglik, ev.score[self.j]], i_oo.ravel(), i_oo @ rest + s_o,
+                               [rest @ i_oo @ rest + 2 * s_o @ rest], i_jo, [i_jo @ rest]])  # fmt: skip
 
-    def along(self, grid: np.ndarray, full: bool = False) -> np.ndarray:
+    def along(
+        self, grid: np.ndarray, full: bool = False, anchors: np.ndarray | None = None
+    ) -> np.ndarray:
         """Rows of :meth:`expansion` on a grid (only value and derivative unless
-        ``full``), walking out from the grid's middle (warm starts)."""
+        ``full``), walking out from the grid's middle (warm starts); with ``anchors``
+        (one nuisance vector per grid point) at those instead of profiled."""
         width = 2 + len(self.others) ** 2 + 2 * len(self.others) + 2
         out = np.empty((grid.shape[0], width))
+        if anchors is not None:
+            if anchors.shape != (grid.shape[0], len(self.others)):
+                raise InputDataError(f"cox profile: anchors of shape {anchors.shape}, expected "
+                                     f"{(grid.shape[0], len(self.others))}")  # fmt: skip
+            for idx in range(grid.shape[0]):
+                out[idx] = self.expansion(float(grid[idx]), anchors[idx])
+            return out if full else out[:, :2]
         mid = int(np.argmin(np.abs(grid)))
         start = self.nuisance.copy()
         for idx in range(mid, grid.shape[0]):
@@ -189,14 +203,19 @@ def cox_profile(
     j: int = 0,
     points: int = 81,
     entry: Any = None,
+    anchors: np.ndarray | None = None,
 ) -> np.ndarray:
     """The site's profile block on the network grid: one row per grid point with value,
     derivative and the second-order nuisance pieces (:meth:`_Profiler.expansion`).
-    ``entry``: start times of counting-process (start, stop] rows (time-varying models)."""
-    return _Profiler(time, event, X, strata, j, entry).along(profile_grid(points), full=True)
+    ``entry``: start times of counting-process (start, stop] rows (time-varying models);
+    ``anchors``: the nuisance to expand at, per grid point (a refinement pass)."""
+    prof = _Profiler(time, event, X, strata, j, entry)
+    return prof.along(profile_grid(points), full=True, anchors=anchors)
 
 
-def combine_profile(block: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray]:
+def combine_profile(
+    block: np.ndarray, q: int, nuisance: list[np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Values and derivatives of the pooled profile from the summed blocks of the sites.
 
     Each site expanded its log-likelihood to second order in the nuisance ``g`` around
@@ -215,6 +234,8 @@ def combine_profile(block: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray]:
         e = row[q * q + q + 1 : q * q + 2 * q + 1]
         f = row[q * q + 2 * q + 1]
         g = np.linalg.lstsq(a, bvec, rcond=None)[0]
+        if nuisance is not None:
+            nuisance.append(g)
         vals[r] -= (g @ a @ g - 2 * g @ bvec + c) / 2
         grads[r] -= e @ g - f
     return vals, grads

@@ -173,7 +173,10 @@ def render(result: dict[str, Any], tables: dict[str, pd.DataFrame]) -> str:
            f"<h1>Network results: {_e(result.get('title') or result['study'])}</h1>",
            f"<p class='note'>Round {_e(result['round_id'])}; sites "
            f"{_e(', '.join(result['sites']))}; minimum cell count {result['min_cell']}; "
-           f"counts summed by secure aggregation (no site's vector seen by the coordinator)."
+           f"counts summed by secure aggregation (no site's vector seen by the coordinator); "
+           f"pass {_e(result.get('pass', {}).get('number', 1))} of the round (models with "
+           "adjustment terms: pass 1 expands each site's likelihood around its own "
+           "adjustment coefficients, each further pass around the pooled ones)."
            "</p>"]  # fmt: skip
     km = tables.get("pooled_km", pd.DataFrame())
     out.append("<h2>Pooled Kaplan-Meier</h2>")

@@ -192,8 +192,13 @@ def site_estimate(a: CoxAnalysis, points: int) -> dict[str, Any]:
     return out
 
 
-def contribution(site: SiteData, net: Network) -> tuple[list[Component], list[np.ndarray]]:
-    """The site's vector blocks on the network grids (see module docstring)."""
+def contribution(
+    site: SiteData, net: Network, anchors: Mapping[str, np.ndarray] | None = None
+) -> tuple[list[Component], list[np.ndarray]]:
+    """The site's vector blocks on the network grids (see module docstring). With
+    ``anchors`` (a refinement pass: the pooled nuisance of the previous pass per analysis
+    and grid point) the profile blocks of models with other terms are expanded there; the
+    random-effects marginal stays on the site's own profile."""
     comps: list[Component] = []
     vals: list[np.ndarray] = []
 
@@ -237,7 +242,13 @@ def contribution(site: SiteData, net: Network) -> tuple[list[Component], list[np
     for a in sorted(site.cox, key=lambda a: a.key):
         d = _design(a)
         block = cox_profile(d.time, d.event, d.x, d.strata, d.j, net.profile_points, d.entry)
-        add(f"profile|{a.key}", "fixed", block)
+        anchor = None if anchors is None or d.x.shape[1] < 2 else anchors.get(a.key)
+        if anchor is not None:
+            anchored = cox_profile(d.time, d.event, d.x, d.strata, d.j, net.profile_points,
+                                   d.entry, np.asarray(anchor, dtype=float))  # fmt: skip
+            add(f"profile|{a.key}", "fixed", anchored)
+        else:
+            add(f"profile|{a.key}", "fixed", block)
         add(f"marginal|{a.key}", "fixed", marginal_grid(block, net.profile_points))
     return comps, vals
 
