@@ -242,7 +242,7 @@ def dated_persons(spec: SiteSpec) -> pd.DataFrame:
 
 def sensitivity_site_data(d: pd.DataFrame) -> SiteData:
     """A site's sensitivity analyses on the engine's own rows (study_rows, then
-    sensitivity_data through the network's export)."""
+    sensitivity_data through the network's export), race with the network's levels."""
     from cohort_etl.engine.study import study_rows
     from cohort_etl.network.study_folder import sensitivity_analysis, sensitivity_label
     from cohort_etl.studies.spec import StudySpec
@@ -252,6 +252,6 @@ def sensitivity_site_data(d: pd.DataFrame) -> SiteData:
     rows = study_rows(spec, d.drop(columns="site"), cutoff).compared
     o = spec.outcome("os")
     return SiteData(arms=dict(INFO.arms), cox=[
-        sensitivity_analysis(s, o, rows, cutoff, sensitivity_label(s, o, spec))
+        sensitivity_analysis(s, o, rows, cutoff, sensitivity_label(s, o, spec), {"race": RACES})
         for s in spec.sensitivity
     ])  # fmt: skip

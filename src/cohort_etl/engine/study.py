@@ -900,18 +900,24 @@ class SensitivityData:
 
 
 def sensitivity_data(
-    s: Sensitivity, o: TimeToEvent, data: pd.DataFrame, cutoff: pd.Timestamp | None
+    s: Sensitivity,
+    o: TimeToEvent,
+    data: pd.DataFrame,
+    cutoff: pd.Timestamp | None,
+    levels: dict[str, list[str]] | None = None,
 ) -> SensitivityData:
     """The fitting data of sensitivity analysis ``s`` on the compared rows ``data`` (the
     engine's; the network's export uses it too). A landmark population with one exposure
-    group empty is returned as it is (the engine reports it as not estimable)."""
+    group empty is returned as it is (the engine reports it as not estimable).
+    ``levels``: fixed levels (reference first) of categorical adjustment terms, so that
+    every site of a network has the same design columns (default: the levels present)."""
     times = time_to_event(data, o, cutoff)
     ok = ~times.bad
     frame = data.loc[ok].assign(_time=times.time[ok], _event=times.event[ok])
 
     def fit_data(rows: pd.DataFrame, exposure: str) -> SensitivityData:
         return SensitivityData(rows["_time"].to_numpy(float), rows["_event"].to_numpy(float),
-                               _sensitivity_design(rows, exposure, s))  # fmt: skip
+                               _sensitivity_design(rows, exposure, s, levels))  # fmt: skip
 
     if s.kind == "unmatched":
         return fit_data(frame, TREAT)
@@ -936,7 +942,7 @@ def sensitivity_data(
         )
         return fit_data(lm, "exposed")
     frame = frame.assign(_time=np.maximum(frame["_time"], 0.5)).reset_index(drop=True)
-    adjust = _sensitivity_design(frame, "_time", s).drop(columns="_time")
+    adjust = _sensitivity_design(frame, "_time", s, levels).drop(columns="_time")
     adjust.columns = [f"_adj_{c}" for c in adjust.columns]
     frame = pd.concat([frame, adjust], axis=1)
     split = split_at_exposure(
@@ -956,14 +962,21 @@ def sensitivity_data(
     )
 
 
-def _sensitivity_design(frame: pd.DataFrame, exposure: str, s: Sensitivity) -> pd.DataFrame:
+def _sensitivity_design(
+    frame: pd.DataFrame,
+    exposure: str,
+    s: Sensitivity,
+    levels: dict[str, list[str]] | None = None,
+) -> pd.DataFrame:
     """The exposure first, then the adjustment covariates (categorical expanded)."""
     from cohort_etl.matching.design import build_design
 
     x = frame[[exposure]].astype(float).reset_index(drop=True)
     if not s.adjust_for:
         return x
-    design = build_design(frame, list(s.adjust_for))
+    template = [CovariateInfo(c, "categorical", tuple(levels[c]))
+                for c in s.adjust_for if levels and c in levels]  # fmt: skip
+    design = build_design(frame, list(s.adjust_for), template=template or None)
     return pd.concat([x, pd.DataFrame(design.matrix, columns=design.columns)], axis=1)
 
 

@@ -16,9 +16,11 @@ Coordinator side (on sums over sites only)
     (values and gradients), maximised; the 95% CI is where it drops by
     ``qchisq(0.95, 1) / 2`` (likelihood-ratio interval). For two-arm models each site's
     profile is its exact log-likelihood, so the sum is the site-stratified Cox likelihood
-    (``coxph(... + strata(site))``) up to interpolation. For multivariable models each site
-    profiles over its own other coefficients: an approximation of a model with common
-    coefficients (close when sites are not tiny).
+    (``coxph(... + strata(site))``) up to interpolation. For models with other terms each
+    site adds a second-order expansion of its log-likelihood in them (around its own
+    profiled values in pass 1, around the pooled values of the previous pass, the
+    "anchors", in a refinement pass), and the coordinator maximises the summed expansion
+    over common other coefficients (:func:`combine_profile`): a Newton step per pass.
     Random effects (Bayesian, as ``computeBayesianMetaAnalysis``: normal prior on mu with
     SD 2, half-normal prior on tau with SD 0.5): the posterior on the (mu, tau) grid is
     ``exp(sum_i m_i(mu, tau))`` times the priors, integrated by the trapezoidal rule
@@ -117,9 +119,11 @@ class _Profiler:
         assert self.engine is not None
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             try:
-                return self.engine.evaluate(self._beta(b, rest))
+                ev = self.engine.evaluate(self._beta(b, rest))
             except (CohortEtlError, FloatingPointError, ValueError):
                 return None
+        finite = np.isfinite(ev.loglik) and np.all(np.isfinite(ev.score))
+        return ev if finite and np.all(np.isfinite(ev.information)) else None
 
     def at(self, b: float) -> tuple[float, float]:
         """(profile log-likelihood, its derivative) at ``beta_j = b``."""
@@ -137,11 +141,20 @@ class _Profiler:
         if self.engine is None:
             return np.zeros(2 + q * q + 2 * q + 2)
         rest = self.nuisance.copy() if anchor is None else np.asarray(anchor, dtype=float)
-        ev = self.engine.evaluate(self._beta(b, rest))
+        ev = self._evaluate(b, rest)
+        if ev is None and anchor is None:  # the warm start is out of range: start at 0
+            rest = np.zeros(q)
+            ev = self._evaluate(b, rest)
+        if ev is None:
+            raise NotEstimable(f"cox profile: log-likelihood not computable at {b}")
         if self.others and anchor is None:
             o = self.others
             for _ in range(60):
-                step = np.linalg.lstsq(ev.information[np.ix_(o, o)], ev.score[o], rcond=None)[0]
+                try:
+                    step = np.linalg.lstsq(ev.information[np.ix_(o, o)], ev.score[o],
+                                           rcond=None)[0]  # fmt: skip
+                except np.linalg.LinAlgError:
+                    break
                 new = rest + step
                 new_ev = self._evaluate(b, new)
                 halvings = 0

@@ -182,7 +182,7 @@ def site_estimate(a: CoxAnalysis, points: int) -> dict[str, Any]:
             out["coef"], out["se"] = coef, se
         else:
             out["reason"] = "Cox fit did not converge (e.g. no events in one arm)"
-    except CohortEtlError as exc:
+    except (CohortEtlError, np.linalg.LinAlgError) as exc:
         out["reason"] = f"Cox fit not estimable: {exc}"
     grid = profile_grid(points)
     block = cox_profile(d.time, d.event, d.x, d.strata, d.j, points, d.entry)

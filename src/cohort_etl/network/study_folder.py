@@ -143,14 +143,21 @@ def sensitivity_label(s: Any, o: Any, spec: Any) -> str:
 
 
 def sensitivity_analysis(
-    s: Any, o: Any, compared: pd.DataFrame, cutoff: pd.Timestamp | None, label: str = ""
+    s: Any,
+    o: Any,
+    compared: pd.DataFrame,
+    cutoff: pd.Timestamp | None,
+    label: str = "",
+    levels: dict[str, list[str]] | None = None,
 ) -> CoxAnalysis:
     """Sensitivity analysis ``s`` as a pooled hazard ratio of its exposure (the first
     term), on the rows and design of the engine's own
-    :func:`cohort_etl.engine.study.sensitivity_data`."""
+    :func:`cohort_etl.engine.study.sensitivity_data`; categorical adjustment terms with
+    the network's ``levels`` (the same columns at every site, also where a site lacks a
+    level; the exposure's coefficient does not depend on the reference level)."""
     from cohort_etl.engine.study import sensitivity_data
 
-    sd = sensitivity_data(s, o, compared, cutoff)
+    sd = sensitivity_data(s, o, compared, cutoff, levels)
     cols = [str(c) for c in sd.X.columns]
     data = pd.DataFrame(sd.X.to_numpy(dtype=float), columns=cols).assign(
         time=sd.time, event=sd.event
@@ -271,6 +278,7 @@ def _add_sensitivity(
     view: RunView,
     dataset: pd.DataFrame | None,
     cutoff: pd.Timestamp | None,
+    net: Network,
 ) -> None:
     """Export sensitivity analysis ``s`` if its rows can be rebuilt; checked against the
     run's coefficient where the run has one. A site whose own fit was not estimable
@@ -285,13 +293,15 @@ def _add_sensitivity(
         site.not_exported.append({"section": section, "reason": "no analysis dataset or "
                                   "not a time-to-event outcome"})  # fmt: skip
         return
+    levels = {c: list(net.table1_levels[c]) for c in s.adjust_for if c in net.table1_levels}
     try:
-        a = sensitivity_analysis(s, o, dataset, cutoff, sensitivity_label(s, o, spec))
+        own = sensitivity_analysis(s, o, dataset, cutoff)  # the engine's design, as run
+        a = sensitivity_analysis(s, o, dataset, cutoff, sensitivity_label(s, o, spec), levels)
     except CohortEtlError as exc:
         site.not_exported.append({"section": section, "reason": f"rows not rebuilt: {exc}"})
         return
     want = view.sensitivity.get(s.key)
-    if want is not None and not _refits(a.data, a.covariates, {a.term: want}, [a.term]):
+    if want is not None and not _refits(own.data, own.covariates, {own.term: want}, [own.term]):
         site.not_exported.append({"section": section,
                                   "reason": "does not reproduce the run's Cox"})  # fmt: skip
         return
@@ -397,7 +407,7 @@ def site_from_study_dir(
             site.not_exported.append({"section": f"cox_model:{m.name}",
                                       "reason": "does not reproduce the run's Cox"})  # fmt: skip
     for s in spec.sensitivity:
-        _add_sensitivity(site, s, spec, view, dataset, cutoff)
+        _add_sensitivity(site, s, spec, view, dataset, cutoff, net)
     for name in view.comparisons:
         site.not_exported.append({"section": f"comparison:{name}", "reason": "no hazard "
                                   "ratio (medians / proportions and a log-rank or chi-square "
