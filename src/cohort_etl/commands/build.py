@@ -14,12 +14,19 @@ from cohort_etl.dbt_runner import DbtBuild
 @click.option("--select", default=None, metavar="SELECTOR", help="dbt --select (default: all).")
 @click.option("--threads", type=click.IntRange(1, 64), default=None, help="dbt threads.")
 @click.option("--models-only", is_flag=True, help="Seeds and models without data/unit tests.")
+@click.option(
+    "--source-tests",
+    is_flag=True,
+    help="Also run dbt's data tests on the CDM sources (keys, person links); by default they "
+    "are left out because the data-quality stage has just checked the same.",
+)
 @accept_vocabulary_option
 def build(
     profile_name: str | None,
     select: str | None,
     threads: int | None,
     models_only: bool,
+    source_tests: bool,
     accept_incomplete_vocabulary: bool,
 ) -> None:
     """Check the CDM, compile the concept sets, run dbt build; report counts and warnings."""
@@ -30,6 +37,7 @@ def build(
         threads=threads,
         command="run" if models_only else "build",
         accept_incomplete_vocabulary=accept_incomplete_vocabulary,
+        source_tests=source_tests,
     ).run()
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
