@@ -159,10 +159,6 @@ SPLIT = 36
 
 @pytest.mark.r_oracle
 @pytest.mark.slow
-@pytest.mark.skip(
-    reason="not yet run to completion (>30 min on the shared machine when it "
-    "was landed): run it with --runxfail / remove this mark and record the numbers"
-)
 def test_sensitivity_profiles_on_36_small_sites(tmp_path: Path) -> None:
     d = pd.concat([dated_persons(s) for s in SITES], ignore_index=True)
     rng = np.random.default_rng(1)

@@ -101,7 +101,8 @@ class _Profiler:
         # centred columns: the partial likelihood, score and information do not change
         # (exp(c beta) cancels within every risk set), but exp(x beta) stays in range at
         # the grid's ends (beta_j up to log 100 with x in years or months)
-        x = x - x.mean(axis=0)
+        if x.shape[0]:  # a site with nobody in the population (e.g. at a landmark)
+            x = x - x.mean(axis=0)
         self.engine = (
             _CoxEngine(t, e, x, np.ones(t.shape[0]), codes, start, "efron") if self.events else None
         )
