@@ -255,3 +255,35 @@ def sensitivity_site_data(d: pd.DataFrame) -> SiteData:
         sensitivity_analysis(s, o, rows, cutoff, sensitivity_label(s, o, spec), {"race": RACES})
         for s in spec.sensitivity
     ])  # fmt: skip
+
+
+# -- target-trial emulation: the sensitivity study with a target_trial section ------------
+TT_SECTION: dict[str, Any] = {
+    "exposure_date": "hsct_date",
+    "eligibility_end_date": "relapse_date",
+    "event_date": "death_date",
+    "censor_date": "end_of_followup_date",
+    "grace_days": 120,
+    "interval_days": 14,
+    "covariates": ["age", "female"],
+    "horizons_days": [365],
+    "ci": "robust",
+    "landmark_days": [],
+}
+TT_SPEC: dict[str, Any] = {**SENSITIVITY_SPEC, "sensitivity": [], "target_trial": TT_SECTION}
+
+
+def target_trial_site_data(d: pd.DataFrame) -> tuple[SiteData, float | None]:
+    """A site's target-trial analysis on the engine's own rows (study_rows, then the
+    emulation's clones, censoring models and weights fitted on the site's persons only),
+    and the site's engine log HR (None: not estimable at the site)."""
+    from cohort_etl.engine.study import study_rows
+    from cohort_etl.network.study_folder import target_trial_analysis, target_trial_label
+    from cohort_etl.studies.spec import StudySpec
+
+    spec = StudySpec.model_validate(TT_SPEC)
+    assert spec.target_trial is not None
+    rows = study_rows(spec, d.drop(columns="site"), pd.Timestamp(CUTOFF)).compared
+    a, log_hr = target_trial_analysis(spec.target_trial, rows,
+                                      target_trial_label(spec.target_trial))  # fmt: skip
+    return SiteData(arms=dict(INFO.arms), cox=[a]), log_hr

@@ -10,6 +10,7 @@ HR equals the run's Cox coefficient, the pooled KM at the site's KM times its su
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -96,6 +97,10 @@ def test_network_round_on_a_real_study_folder(
         assert entry["profile_fixed_effect"]["estimate"] == pytest.approx(coef, abs=1e-3), key
     assert not any(s["section"].startswith("sensitivity:")
                    for s in pooled["not_exported"]["s1"])  # fmt: skip
+    # the target-trial estimate (pass 1: point estimate; the robust CI needs pass 2)
+    tt = pooled["target_trial"]
+    assert tt["estimate"] == pytest.approx(math.log(results["target_trial"]["hr"]), abs=1e-3)
+    assert tt["se"] is None and "refinement pass" in tt["reason"]
     # three copies of one site: the pooled grid KM is the site's KM on the grouped times
     km = pd.read_csv(tmp_path / "pooled" / "pooled_km.csv")
     assert len(km) > 0 and (km["n_risk"] >= 5).all() and (km["n_risk"] % 3 == 0).all()

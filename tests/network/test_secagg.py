@@ -20,6 +20,19 @@ from cohort_etl.network.package import read_package
 from cohort_etl.network.pool import aggregate
 from cohort_etl.network.site import contribution
 
+#: every key of a package.json (the clear part): provenance, round settings, the layout,
+#: the pass (number, anchors' sha256 and the network's pooled log HR at which weighted
+#: analyses' robust-variance pieces were evaluated: the same at every site), the site's
+#: own effect estimates (tests/network/test_target_trial_pool_r.py checks their fields)
+CLEAR_KEYS = {
+    "schema_version", "kind", "site_id", "title", "arms", "data_cutoff_date",
+    "min_cell", "round_id", "study", "interval_days", "horizon_days",
+    "profile_points", "profile_bounds", "roster", "provenance", "layout",
+    "layout_sha256", "analysis_labels", "attrition_rules", "table1_kinds",
+    "site_estimates", "pass",
+    "not_exported", "files",
+}  # fmt: skip
+
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
@@ -64,14 +77,7 @@ def test_transcript_holds_no_site_vector_nor_partial_sum(exported: dict[str, Any
         masked[pkg.site_id] = pkg.masked
         # the clear part: provenance, settings, layout, the site's own effect estimates
         meta = json.loads(body)
-        assert set(meta) <= {
-            "schema_version", "kind", "site_id", "title", "arms", "data_cutoff_date",
-            "min_cell", "round_id", "study", "interval_days", "horizon_days",
-            "profile_points", "profile_bounds", "roster", "provenance", "layout",
-            "layout_sha256", "analysis_labels", "attrition_rules", "table1_kinds",
-            "site_estimates",
-            "not_exported", "files",
-        }  # fmt: skip
+        assert set(meta) <= CLEAR_KEYS
         comps, vals = exported["plain"][pkg.site_id]
         risk = vals[[c.key for c in comps].index("km|os|treated|n_risk")]
         assert json.dumps([int(x) for x in risk[:6]])[1:-1] not in body.decode()

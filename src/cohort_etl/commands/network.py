@@ -37,7 +37,8 @@ def _site_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--anchors", "anchors_file", type=_path, default=None,
               help="anchors.json of the round's previous pass (from `cohort-etl pool`): "
               "export the next pass, models with adjustment terms expanded at the pooled "
-              "coefficients (docs/network.md).")  # fmt: skip
+              "coefficients, the target trial's robust-variance pieces at the pooled log HR "
+              "(docs/network.md).")  # fmt: skip
 @click.option("--out", "out_dir", required=True, type=_path, help="Package folder.")
 def export(study_dir: Path, site_id: str, key_file: Path, network_file: Path,
            min_cell: int | None, anchors_file: Path | None, out_dir: Path) -> None:  # fmt: skip
@@ -75,8 +76,9 @@ def pool(packages: tuple[Path, ...], network_file: Path, allow_dirty: bool, out_
     click.echo(f"pooled {len(result['sites'])} site package(s) of {result['study']} (pass "
                f"{result['pass']['number']}): {out_dir / 'report.html'}", err=True)  # fmt: skip
     if (out_dir / "anchors.json").is_file():
-        click.echo(f"models with adjustment terms: send {out_dir / 'anchors.json'} to the sites "
-                   "for a refinement pass (export --anchors)", err=True)  # fmt: skip
+        click.echo(f"models with adjustment terms or a target trial (robust CI): send "
+                   f"{out_dir / 'anchors.json'} to the sites for a refinement pass "
+                   "(export --anchors)", err=True)  # fmt: skip
 
 
 @click.group("network")

@@ -29,7 +29,7 @@ from cohort_etl.errors import InputDataError
 from cohort_etl.network import secagg
 from cohort_etl.network.keys import Network, SiteKey, sign
 from cohort_etl.network.secagg import Component
-from cohort_etl.network.site import SiteData, contribution, site_estimate
+from cohort_etl.network.site import SiteData, contribution, site_estimate, weighted
 
 SCHEMA_VERSION = 2
 KIND = "cohort-etl site package"
@@ -62,8 +62,10 @@ ANCHORS_KIND = "cohort-etl nuisance anchors"
 @dataclass(frozen=True)
 class Anchors:
     """The pooled nuisance coefficients of a pass of a round (``anchors.json`` written by
-    ``pool``): per analysis with other terms, one vector per profile grid point. A site
-    exports the next pass expanded there (docs/network.md, refinement passes)."""
+    ``pool``): per analysis with other terms, one vector per profile grid point; per
+    weighted analysis (the target trial) the pooled log HR (one number), where the sites
+    evaluate the pieces of the robust variance. A site exports the next pass expanded
+    there (docs/network.md, refinement passes)."""
 
     round_id: str
     pass_number: int
@@ -191,12 +193,25 @@ def build_package(
         "table1_kinds": dict(sorted(site.table1_kinds.items())),
         "analysis_labels": {a.key: a.label or a.key for a in sorted(site.cox, key=lambda a: a.key)},
         "site_estimates": estimates,
-        "pass": {"number": 1, "anchors_sha256": None}
-        if anchors is None
-        else {"number": anchors.pass_number, "anchors_sha256": anchors.sha256},  # fmt: skip
+        "pass": _pass(site, anchors),
         "not_exported": list(site.not_exported),
     }
     return SitePackage(meta=meta, masked=masked)
+
+
+def _pass(site: SiteData, anchors: Anchors | None) -> dict[str, Any]:
+    """The package's pass: number, sha256 of the anchors file, and the network-wide log HR
+    at which the weighted analyses' robust-variance pieces were evaluated (``robust_at``:
+    the same at every site, checked by ``pool``; the coordinator needs it, it is not the
+    site's)."""
+    if anchors is None:
+        return {"number": 1, "anchors_sha256": None}
+    out: dict[str, Any] = {"number": anchors.pass_number, "anchors_sha256": anchors.sha256}
+    at = {a.key: float(np.ravel(anchors.nuisance[a.key])[0])
+          for a in site.cox if weighted(a) and a.key in anchors.nuisance}  # fmt: skip
+    if at:
+        out["robust_at"] = dict(sorted(at.items()))
+    return out
 
 
 def _json_bytes(meta: dict[str, Any]) -> bytes:

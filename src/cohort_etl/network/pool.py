@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from cohort_etl import __version__
 from cohort_etl.errors import CohortEtlError, InputDataError
@@ -155,33 +156,134 @@ def pooled_hazard_ratios(
         prof = pooled_profile_estimate(grid, vals, grads).to_dict()
         marginal = sums[f"marginal|{analysis}"].reshape(len(TAU_GRID), mu_grid().shape[0])
         re = bayesian_random_effects(marginal)
-        per_site, labels, ys, ses = {}, [], [], []
-        for p in pkgs:
-            est = p.meta.get("site_estimates", {}).get(analysis)
-            if est is None:
-                continue
-            per_site[p.site_id] = est
-            if est.get("coef") is not None and est.get("se") is not None:
-                labels.append(p.site_id)
-                ys.append(float(est["coef"]))
-                ses.append(float(est["se"]))
         label = pkgs[0].meta.get("analysis_labels", {}).get(analysis, analysis)
         entry: dict[str, Any] = {"label": label, "other_terms": q, "profile_fixed_effect": prof,
-                                 "profile_random_effects": re,
-                                 "sites": per_site,
-                                 "sites_without_wald": sorted(set(per_site) - set(labels))}  # fmt: skip
-        for method in ("FE", "DL"):
-            try:
-                entry[f"wald_{method}"] = meta_analysis(ys, ses, method=method,
-                                                        labels=labels).to_dict()  # fmt: skip
-            except CohortEtlError as exc:
-                entry[f"wald_{method}"] = {"reason": str(exc)}
-        out[analysis] = entry
+                                 "profile_random_effects": re}  # fmt: skip
+        out[analysis] = {**entry, **_site_rows(pkgs, analysis)}
     return out
 
 
-def _hr_table(hrs: dict[str, Any]) -> pd.DataFrame:
+def _site_rows(pkgs: Sequence[SitePackage], analysis: str) -> dict[str, Any]:
+    """The sites' own estimates of ``analysis`` (clear) and their Wald FE / DL pooling."""
+    per_site, labels, ys, ses = {}, [], [], []
+    for p in pkgs:
+        est = p.meta.get("site_estimates", {}).get(analysis)
+        if est is None:
+            continue
+        per_site[p.site_id] = est
+        if est.get("coef") is not None and est.get("se") is not None:
+            labels.append(p.site_id)
+            ys.append(float(est["coef"]))
+            ses.append(float(est["se"]))
+    out: dict[str, Any] = {"sites": per_site,
+                           "sites_without_wald": sorted(set(per_site) - set(labels))}  # fmt: skip
+    for method in ("FE", "DL"):
+        try:
+            out[f"wald_{method}"] = meta_analysis(ys, ses, method=method,
+                                                  labels=labels).to_dict()  # fmt: skip
+        except CohortEtlError as exc:
+            out[f"wald_{method}"] = {"reason": str(exc)}
+    return out
+
+
+TARGET_TRIAL = "target_trial"
+TT_QUESTION = (
+    "Target-trial emulation by clone-censor-weighting: it compares the strategies of the "
+    "emulated trial (the exposure within the grace period vs never) and answers the "
+    "clinical question; the hazard_ratios section compares the study's arms as the "
+    "published design defines them, and the sensitivity analyses"
+)
+TT_WEIGHTS = (
+    "each site's own inverse-probability-of-censoring weights (censoring models fitted on "
+    "the site's persons only, with the spec's options), treated as known"
+)
+
+
+def pooled_weighted(
+    sums: dict[str, np.ndarray],
+    pkgs: Sequence[SitePackage],
+    points: int,
+    anchors_out: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Every weighted hazard ratio (the target trial): the fixed-effect log HR of the
+    union's site-stratified weighted Cox model from the summed weighted profiles (pass 1)
+    or, in a refinement pass, one Newton step from the anchor with the summed score and
+    information; the person-clustered robust SE ``sqrt(B) / A`` from the summed sandwich
+    pieces at the anchor (refinement pass only; docs/network.md). ``anchors_out``
+    receives the pooled log HR (the anchor of the next pass)."""
+    grid = profile_grid(points)
+    at_all = pkgs[0].meta.get("pass", {}).get("robust_at", {}) or {}
+    number = int(pkgs[0].meta.get("pass", {}).get("number", 1))
+    crit = float(stats.norm.ppf(0.975))
+    out: dict[str, Any] = {}
+    for key in sorted(k for k in sums if k.startswith("wprofile|")):
+        analysis = key.split("|", 1)[1]
+        block = sums[key].reshape(grid.shape[0], 2)
+        prof = pooled_profile_estimate(grid, block[:, 0], block[:, 1])
+        est, se = prof.estimate, None
+        method = "maximum of the summed weighted log partial likelihood profiles"
+        reason = prof.reason if est is None else None
+        at, pieces = at_all.get(analysis), sums.get(f"sandwich|{analysis}")
+        if at is not None and pieces is not None:
+            u, a, b = (float(x) for x in pieces)
+            if a > 0 and b >= 0:
+                est = float(at) + u / a
+                se = math.sqrt(b) / a
+                method = ("one Newton step from the anchor (the pooled log HR of the previous "
+                          "pass) with the summed score and information")  # fmt: skip
+            else:
+                reason = "summed information not positive at the anchor"
+        elif est is not None:
+            reason = ("robust CI needs the refinement pass: send anchors.json to the sites "
+                      "(export --anchors) and pool again; the likelihood-ratio interval of a "
+                      "weighted pseudo-likelihood is not valid and is not published")  # fmt: skip
+        if est is not None and anchors_out is not None:
+            anchors_out[analysis] = np.array([est])
+        lower = upper = None
+        if est is not None and se is not None:
+            lower, upper = est - crit * se, est + crit * se
+
+        def ex(v: float | None) -> float | None:
+            return None if v is None else math.exp(v)
+
+        entry: dict[str, Any] = {
+            "analysis": analysis,
+            "label": pkgs[0].meta.get("analysis_labels", {}).get(analysis, analysis),
+            "question": TT_QUESTION if analysis == TARGET_TRIAL else None,
+            "model": "coxph(Surv(start, stop, event) ~ arm + strata(site), weights = w, "
+            "cluster = id, ties = 'efron') on the union's clone rows",
+            "weights": TT_WEIGHTS,
+            "pass": number,
+            "estimate": est, "se": se, "lower": lower, "upper": upper,
+            "hr": ex(est), "hr_lower": ex(lower), "hr_upper": ex(upper),
+            "point_method": method,
+            "ci_method": None if se is None else "Wald with the person-clustered robust "
+            "(sandwich) variance B / A^2, A and B summed over sites at the anchor",
+            "anchor": at,
+            "profile_maximum": prof.estimate,
+            "reason": reason,
+        }  # fmt: skip
+        out[analysis] = {**entry, **_site_rows(pkgs, analysis)}
+    return out
+
+
+def _tt_rows(weighted: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
+    for analysis, e in weighted.items():
+        rows.append({"analysis": analysis, "label": e["label"],
+                     "method": "weighted profile FE, robust CI (target trial)",
+                     "estimate": e["estimate"], "lower": e["lower"], "upper": e["upper"],
+                     "hr": e["hr"]})  # fmt: skip
+        for m in ("FE", "DL"):
+            w = e[f"wald_{m}"]
+            rows.append({"analysis": analysis, "label": e["label"], "method": f"Wald {m}",
+                         "estimate": w.get("estimate"), "lower": w.get("lower"),
+                         "upper": w.get("upper"), "hr": w.get("hr")})  # fmt: skip
+    return rows
+
+
+def _hr_table(hrs: dict[str, Any], weighted: dict[str, Any] | None = None) -> pd.DataFrame:
+    rows = _tt_rows(weighted or {})
     for analysis, e in hrs.items():
         pf, re = e["profile_fixed_effect"], e["profile_random_effects"]
         lab = e.get("label", analysis)
@@ -236,7 +338,8 @@ def pool_network(
         t1, smd = pooled_table1(sums, kinds, net.table1_levels, roles, mc)
         tables["pooled_table1"], tables["pooled_smd"] = t1, smd
     hrs = pooled_hazard_ratios(sums, pkgs, net.profile_points, anchors_out)
-    tables["pooled_hazard_ratios"] = _hr_table(hrs)
+    weighted = pooled_weighted(sums, pkgs, net.profile_points, anchors_out)
+    tables["pooled_hazard_ratios"] = _hr_table(hrs, weighted)
     tables["provenance"] = provenance_table(pkgs)
     result = {
         "schema_version": POOLED_SCHEMA_VERSION,
@@ -252,6 +355,7 @@ def pool_network(
         "km": km_info,
         "logrank_stratified_by_site": pooled_logrank(sums, mc),
         "binary": pooled_binary(sums, mc),
+        "target_trial": weighted.get(TARGET_TRIAL),
         "hazard_ratios": hrs,
         "pass": first.get("pass", {"number": 1, "anchors_sha256": None}),
         "not_exported": {p.site_id: p.meta.get("not_exported", []) for p in pkgs},
@@ -271,7 +375,7 @@ def pool_packages(
     result, tables = pool_network(pkgs, net, anchors)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if anchors:  # the anchors of the next pass (models with other terms)
+    if anchors:  # the anchors of the next pass (models with other terms, target trial)
         number = int(result["pass"]["number"]) + 1
         (out_dir / "anchors.json").write_bytes(anchors_json(net.round_id, number, anchors))
     (out_dir / "pooled.json").write_text(

@@ -77,7 +77,14 @@ class _Profiler:
     """Profile log-likelihood of coefficient ``j`` of one site's Cox model."""
 
     def __init__(
-        self, time: Any, event: Any, X: Any, strata: Any = None, j: int = 0, entry: Any = None
+        self,
+        time: Any,
+        event: Any,
+        X: Any,
+        strata: Any = None,
+        j: int = 0,
+        entry: Any = None,
+        weights: Any = None,
     ) -> None:
         t = np.asarray(time, dtype=float)
         e = np.asarray(event, dtype=float) > 0
@@ -85,10 +92,15 @@ class _Profiler:
         if x.ndim == 1:
             x = x.reshape(-1, 1)
         start = None if entry is None else np.asarray(entry, dtype=float)
-        if not (t.shape[0] == e.shape[0] == x.shape[0]) or (
+        w = np.ones(t.shape[0]) if weights is None else np.asarray(weights, dtype=float)
+        if not (t.shape[0] == e.shape[0] == x.shape[0] == w.shape[0]) or (
             start is not None and start.shape[0] != t.shape[0]
         ):
-            raise InputDataError("cox profile: time, event, X and entry have different lengths")
+            raise InputDataError(
+                "cox profile: time, event, X, entry and weights have different lengths"
+            )
+        if not np.all(np.isfinite(w) & (w > 0)):
+            raise InputDataError("cox profile: weights must be finite and > 0 (drop 0 rows)")
         if strata is None:
             codes = np.zeros(t.shape[0], dtype=np.int64)
         else:
@@ -103,9 +115,7 @@ class _Profiler:
         # the grid's ends (beta_j up to log 100 with x in years or months)
         if x.shape[0]:  # a site with nobody in the population (e.g. at a landmark)
             x = x - x.mean(axis=0)
-        self.engine = (
-            _CoxEngine(t, e, x, np.ones(t.shape[0]), codes, start, "efron") if self.events else None
-        )
+        self.engine = _CoxEngine(t, e, x, w, codes, start, "efron") if self.events else None
         self.nuisance = np.zeros(len(self.others))
 
     def _beta(self, b: float, rest: np.ndarray) -> np.ndarray:
@@ -218,12 +228,15 @@ def cox_profile(
     points: int = 81,
     entry: Any = None,
     anchors: np.ndarray | None = None,
+    weights: Any = None,
 ) -> np.ndarray:
     """The site's profile block on the network grid: one row per grid point with value,
     derivative and the second-order nuisance pieces (:meth:`_Profiler.expansion`).
     ``entry``: start times of counting-process (start, stop] rows (time-varying models);
-    ``anchors``: the nuisance to expand at, per grid point (a refinement pass)."""
-    prof = _Profiler(time, event, X, strata, j, entry)
+    ``anchors``: the nuisance to expand at, per grid point (a refinement pass);
+    ``weights``: case weights (> 0) of a weighted Cox model, as ``coxph(weights = )``
+    (the target-trial emulation's inverse-probability weights, treated as known)."""
+    prof = _Profiler(time, event, X, strata, j, entry, weights)
     return prof.along(profile_grid(points), full=True, anchors=anchors)
 
 
@@ -412,3 +425,51 @@ def bayesian_random_effects(marginal: np.ndarray) -> dict[str, Any]:
         "tau_lower": tlo,
         "tau_upper": thi,
     }
+
+
+# -- robust (sandwich) variance of a weighted model, summed over sites --------------------------
+def sandwich_pieces(
+    time: Any,
+    event: Any,
+    X: Any,
+    beta: float,
+    entry: Any = None,
+    weights: Any = None,
+    cluster: Any = None,
+    strata: Any = None,
+) -> np.ndarray:
+    """``(U, A, B)`` of the site's weighted Cox model of one coefficient at ``beta`` (a
+    network-wide value, the anchor of a refinement pass): the score ``U``, the information
+    ``A`` (minus the second derivative of the weighted log partial likelihood, Efron
+    ties) and ``B = sum_i (sum_{r in i} w_r s_r)^2`` over clusters ``i`` (persons) of
+    the weighted score residuals ``s_r`` (R ``residuals(fit, "score")``). Persons belong
+    to one site and the sites are strata of the union's model, so the sums over sites
+    are the union's ``U``, ``A`` and ``B`` and ``sqrt(B) / A`` its person-clustered
+    robust SE (``coxph(..., weights = w, cluster = id)``, whose sandwich is
+    ``V B V`` with ``V = A^-1``)."""
+    t = np.asarray(time, dtype=float)
+    e = np.asarray(event, dtype=float) > 0
+    x = np.asarray(X, dtype=float).reshape(t.shape[0], -1)
+    if x.shape[1] != 1:
+        raise InputDataError(f"sandwich pieces: one coefficient, got {x.shape[1]} columns")
+    w = np.ones(t.shape[0]) if weights is None else np.asarray(weights, dtype=float)
+    if not np.all(np.isfinite(w) & (w > 0)):
+        raise InputDataError("sandwich pieces: weights must be finite and > 0 (drop 0 rows)")
+    if not e.any():
+        return np.zeros(3)
+    start = None if entry is None else np.asarray(entry, dtype=float)
+    if strata is None:
+        codes = np.zeros(t.shape[0], dtype=np.int64)
+    else:
+        _, codes = np.unique(np.asarray(strata).astype(str), return_inverse=True)
+        codes = codes.astype(np.int64)
+    if cluster is None:
+        groups = np.arange(t.shape[0])
+    else:
+        _, groups = np.unique(np.asarray(cluster).astype(str), return_inverse=True)
+    engine = _CoxEngine(t, e, x - x.mean(axis=0), w, codes, start, "efron")
+    b = np.array([float(beta)])
+    ev = engine.evaluate(b)
+    resid = engine.score_residuals(b)[:, 0] * w
+    per = np.bincount(np.asarray(groups).reshape(-1), weights=resid)
+    return np.array([float(ev.score[0]), float(ev.information[0, 0]), float(per @ per)])

@@ -1,7 +1,10 @@
 """Pooled HTML report of a network round: self-contained (inline SVG, no scripts, no
-external links). Sections: pooled Kaplan-Meier per outcome with numbers at risk, forest
-plots per hazard ratio (per site, profile fixed effect, profile random effects, Wald
-FE / DL), stratified log-rank, summed attrition, pooled Table 1, provenance per site."""
+external links). Sections: pooled Kaplan-Meier per outcome with numbers at risk, the
+target-trial estimate (the clinical question: per site with robust CIs, pooled fixed
+effect with the robust CI, Wald FE / DL), forest plots per hazard ratio of the published
+design and the sensitivity analyses (per site, profile fixed effect, profile random
+effects, Wald FE / DL), stratified log-rank, summed attrition, pooled Table 1,
+provenance per site."""
 
 from __future__ import annotations
 
@@ -117,8 +120,11 @@ def at_risk_table(km: pd.DataFrame, outcome: str, points: int = 6) -> str:
     )
 
 
+Row = tuple[str, float | None, float | None, float | None, str]
+
+
 def forest_svg(entry: dict[str, Any], width: int = 760) -> str:
-    rows: list[tuple[str, float | None, float | None, float | None, str]] = []
+    rows: list[Row] = []
     for site, est in sorted(entry.get("sites", {}).items()):
         p = est.get("profile", {})
         rows.append((f"site {site}", p.get("estimate"), p.get("lower"), p.get("upper"),
@@ -132,6 +138,28 @@ def forest_svg(entry: dict[str, Any], width: int = 760) -> str:
         w = entry.get(f"wald_{m}", {})
         rows.append((f"Wald {m} (log HR, SE)", w.get("estimate"), w.get("lower"), w.get("upper"),
                      "#888888"))  # fmt: skip
+    return _forest(rows, width)
+
+
+def target_trial_svg(entry: dict[str, Any], width: int = 760) -> str:
+    """Forest plot of the target-trial estimate: each site's own log HR with its robust
+    95% CI, the pooled fixed effect (robust CI from the refinement pass), Wald FE / DL."""
+    z = 1.959963984540054
+    rows: list[Row] = []
+    for site, est in sorted(entry.get("sites", {}).items()):
+        c, se = est.get("coef"), est.get("se")
+        rows.append((f"site {site}", c, None if c is None or se is None else c - z * se,
+                     None if c is None or se is None else c + z * se, SITE_COLOUR))  # fmt: skip
+    rows.append(("pooled FE (robust CI)", entry.get("estimate"), entry.get("lower"),
+                 entry.get("upper"), POOLED_COLOUR))  # fmt: skip
+    for m in ("FE", "DL"):
+        w = entry.get(f"wald_{m}", {})
+        rows.append((f"Wald {m} (log HR, SE)", w.get("estimate"), w.get("lower"), w.get("upper"),
+                     "#888888"))  # fmt: skip
+    return _forest(rows, width, "forest plot (target trial)")
+
+
+def _forest(rows: list[Row], width: int, aria: str = "forest plot") -> str:
     lo, hi = math.log(0.05), math.log(20)
     row_h, pad_l, pad_r = 22, 200, 150
     height = row_h * (len(rows) + 2)
@@ -141,7 +169,7 @@ def forest_svg(entry: dict[str, Any], width: int = 760) -> str:
         return pad_l + w * (min(max(v, lo), hi) - lo) / (hi - lo)
 
     parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-             "role='img' aria-label='forest plot'>",
+             f"role='img' aria-label='{_e(aria)}'>",
              f"<line x1='{x(0):.1f}' y1='5' x2='{x(0):.1f}' y2='{height - 25}' stroke='#999' "
              "stroke-dasharray='4 3'/>"]  # fmt: skip
     for hr in (0.1, 0.25, 0.5, 1, 2, 4, 10):
@@ -187,7 +215,25 @@ def render(result: dict[str, Any], tables: dict[str, pd.DataFrame]) -> str:
         out.append(f"<h3>{_e(outcome)}</h3><p class='note'>{legend}</p>")
         out.append(km_svg(km, outcome))
         out.append(at_risk_table(km, outcome))
+    tt = result.get("target_trial")
+    if tt:
+        ci = (f"95% CI {tt['hr_lower']:.3f}–{tt['hr_upper']:.3f} ({_e(tt['ci_method'])})"
+              if tt.get("hr_lower") is not None and tt.get("hr_upper") is not None
+              else f"no CI yet: {_e(tt.get('reason'))}")  # fmt: skip
+        hr = "not estimable" if tt.get("hr") is None else f"{tt['hr']:.3f}"
+        out.append("<h2>Target-trial emulation (the clinical question)</h2>"
+                   f"<h3>{_e(tt.get('label'))}</h3>"
+                   f"<p class='note'>Pooled hazard ratio {hr}; {ci}. {_e(tt.get('question'))}. "
+                   f"Weights: {_e(tt.get('weights'))}. Point estimate: "
+                   f"{_e(tt.get('point_method'))} (pass {_e(tt.get('pass'))}). Weighted "
+                   "survival curves, risks and RMST are not pooled (docs/network.md).</p>"
+                   + target_trial_svg(tt))  # fmt: skip
     out.append("<h2>Hazard ratios (forest plots)</h2>")
+    if tt:
+        out.append(
+            "<p class='note'>The published design's arms as the study defines them, "
+            "and the sensitivity analyses; not the target-trial estimate above.</p>"
+        )
     for analysis, entry in sorted(result.get("hazard_ratios", {}).items()):
         label = entry.get("label") or analysis
         out.append(f"<h3>{_e(label)}</h3><p class='note'>analysis <code>{_e(analysis)}</code>"

@@ -16,7 +16,14 @@ coordinator sees their sum over the roster and nothing per site:
   variables, (n, sum, sum of squares) for continuous ones;
 - ``profile|<analysis>``: Cox profile log-likelihood values then derivatives on the
   profile grid; ``marginal|<analysis>``: the random-effects marginal on the (mu, tau)
-  grid (:mod:`cohort_etl.network.profile`).
+  grid (:mod:`cohort_etl.network.profile`);
+- ``wprofile|<analysis>``: for a weighted analysis (the target-trial emulation: clone
+  rows with the site's own inverse-probability-of-censoring weights) the profile of its
+  weighted log partial likelihood (no random-effects marginal: a weighted
+  pseudo-likelihood's curvature is not the information); in a refinement pass also
+  ``sandwich|<analysis>``: (U, A, B) at the pooled log HR of the previous pass (the
+  anchor), the pieces of the person-clustered robust variance
+  (:func:`~cohort_etl.network.profile.sandwich_pieces`).
 
 Besides, each site states in the clear its own effect estimates (log HR and SE of its
 Cox fit, the maximum and CI of its own profile): numbers of the site's own study report
@@ -40,6 +47,7 @@ from cohort_etl.network.profile import (
     marginal_grid,
     pooled_profile_estimate,
     profile_grid,
+    sandwich_pieces,
 )
 from cohort_etl.network.secagg import Component
 from cohort_etl.outcomes.cox import CoxPH
@@ -56,7 +64,8 @@ class CoxAnalysis:
     """One hazard ratio to pool: coefficient ``term`` of a Cox model on ``data``
     (columns ``time``, ``event``, the covariates, optionally ``stratum``; for
     counting-process (start, stop] rows ``entry`` (start) and ``cluster`` (person, for
-    the site's own robust SE)). ``label`` is what the pooled report shows."""
+    the site's own robust SE); for a weighted model ``weight`` (> 0, treated as known)
+    and ``cluster``). ``label`` is what the pooled report shows."""
 
     key: str
     outcome: str
@@ -149,6 +158,7 @@ class _Design:
     j: int
     entry: np.ndarray | None
     cluster: Any
+    weight: np.ndarray | None = None
 
 
 def _design(a: CoxAnalysis) -> _Design:
@@ -160,22 +170,33 @@ def _design(a: CoxAnalysis) -> _Design:
     def col(name: str) -> Any:
         return d[name].to_numpy() if name in d.columns else None
 
-    entry = col("entry")
+    entry, weight = col("entry"), col("weight")
+    if weight is not None and len(a.covariates) != 1:
+        raise InputDataError(f"analysis {a.key}: a weighted analysis has one term, got "
+                             f"{a.covariates}")  # fmt: skip
     return _Design(d["time"].to_numpy(dtype=float), d["event"].to_numpy(dtype=float),
                    d[a.covariates].to_numpy(dtype=float), col("stratum"),
                    a.covariates.index(a.term), None if entry is None else entry.astype(float),
-                   col("cluster"))  # fmt: skip
+                   col("cluster"), None if weight is None else weight.astype(float))  # fmt: skip
+
+
+def weighted(a: CoxAnalysis) -> bool:
+    """A weighted analysis (a ``weight`` column): pooled with a robust variance."""
+    return "weight" in a.data.columns
 
 
 def site_estimate(a: CoxAnalysis, points: int) -> dict[str, Any]:
     """The site's own estimate (clear): Wald log HR and SE of its Cox fit (robust SE
-    for clustered counting-process rows, as the run reports), and the maximum / LR
-    interval of its own profile."""
+    for clustered counting-process rows and weighted models, as the run reports), and
+    the maximum / LR interval of its own profile (a weighted analysis: the maximum only,
+    the LR interval of a weighted pseudo-likelihood is not valid)."""
     d = _design(a)
     out: dict[str, Any] = {"coef": None, "se": None, "reason": None}
+    if d.weight is not None:
+        out["se_kind"] = "person-clustered robust (weights treated as known)"
     try:
         fit = CoxPH().fit(d.time, d.event, d.x, strata=d.strata, entry=d.entry,
-                          cluster=d.cluster).result_  # fmt: skip
+                          cluster=d.cluster, weights=d.weight).result_  # fmt: skip
         se_all = fit.robust_se if fit.robust_se is not None else fit.se
         coef, se = float(fit.coef[d.j]), float(se_all[d.j])
         if math.isfinite(coef) and math.isfinite(se) and se > 0 and abs(coef) < 20:
@@ -185,10 +206,13 @@ def site_estimate(a: CoxAnalysis, points: int) -> dict[str, Any]:
     except (CohortEtlError, np.linalg.LinAlgError) as exc:
         out["reason"] = f"Cox fit not estimable: {exc}"
     grid = profile_grid(points)
-    block = cox_profile(d.time, d.event, d.x, d.strata, d.j, points, d.entry)
+    block = cox_profile(d.time, d.event, d.x, d.strata, d.j, points, d.entry,
+                        weights=d.weight)  # fmt: skip
     vals, grads = block[:, 0], block[:, 1]
     prof = pooled_profile_estimate(grid, vals, grads).to_dict()
     out["profile"] = {k: prof[k] for k in ("estimate", "lower", "upper", "reason")}
+    if d.weight is not None:
+        out["profile"].update(lower=None, upper=None)
     return out
 
 
@@ -241,6 +265,16 @@ def contribution(
                 add(f"table1|{var}|{role}|{phase}", "fixed" if kind == "continuous" else "int", v)
     for a in sorted(site.cox, key=lambda a: a.key):
         d = _design(a)
+        if d.weight is not None:
+            block = cox_profile(d.time, d.event, d.x, d.strata, d.j, net.profile_points,
+                                d.entry, weights=d.weight)  # fmt: skip
+            add(f"wprofile|{a.key}", "fixed", block[:, :2])
+            anchor = None if anchors is None else anchors.get(a.key)
+            if anchor is not None:
+                beta = float(np.ravel(anchor)[0])
+                add(f"sandwich|{a.key}", "fixed", sandwich_pieces(
+                    d.time, d.event, d.x, beta, d.entry, d.weight, d.cluster, d.strata))  # fmt: skip
+            continue
         block = cox_profile(d.time, d.event, d.x, d.strata, d.j, net.profile_points, d.entry)
         anchor = None if anchors is None or d.x.shape[1] < 2 else anchors.get(a.key)
         if anchor is not None:

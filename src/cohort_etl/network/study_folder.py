@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from cohort_etl.engine.results import StudyResults, TimeToEventResult
-from cohort_etl.errors import CohortEtlError, InputDataError, SpecError
+from cohort_etl.errors import CohortEtlError, InputDataError, NotEstimable, SpecError
 from cohort_etl.network.keys import Network
 from cohort_etl.network.package import StudyInfo, provenance_from_manifest
 from cohort_etl.network.site import SINGLE, CoxAnalysis, SiteData, Table1Cell
@@ -49,6 +49,7 @@ class RunView:
     n_arms: dict[str, dict[str, int]] = field(default_factory=dict)  # phase -> role -> n
     sensitivity: dict[str, float | None] = field(default_factory=dict)  # key -> coef
     comparisons: list[str] = field(default_factory=list)
+    target_trial_hr: float | None = None  # the run's target-trial hazard ratio
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -105,6 +106,8 @@ def read_run(results: StudyResults, spec: Any) -> RunView:
         for k, r in results.sensitivity.items()
     }  # fmt: skip
     view.comparisons = sorted(results.comparisons)
+    if results.target_trial is not None:
+        view.target_trial_hr = results.target_trial.hr
     return view
 
 
@@ -165,6 +168,76 @@ def sensitivity_analysis(
     if sd.entry is not None:
         data = data.assign(entry=sd.entry, cluster=sd.cluster)
     return CoxAnalysis(f"sensitivity:{s.key}", o.name, data, cols, cols[0], label)
+
+
+def target_trial_label(tt: Any) -> str:
+    return (f"Target trial: {tt.label_within} vs {tt.label_never} (grace period "
+            f"{tt.grace_days} days; clone-censor-weighting)")  # fmt: skip
+
+
+def target_trial_analysis(
+    tt: Any, rows: pd.DataFrame, label: str = ""
+) -> tuple[CoxAnalysis, float | None]:
+    """The target-trial emulation as a weighted hazard ratio, with the engine's own
+    functions (:func:`cohort_etl.designs.section.run_section`): the eligible persons of
+    ``rows`` (the compared rows of ``study_rows``), the clones, the site's own censoring
+    models and weights (the spec's options), and the clone rows with weight > 0 as
+    counting-process rows (``entry``, ``time``, ``event``, ``arm`` 1 = within grace,
+    ``weight``, ``cluster`` = person). Also returns the engine's point log HR on them
+    (None where not estimable, e.g. no event in one strategy: the site still sends its
+    profile, monotone in the log HR, which the sum over sites absorbs)."""
+    from cohort_etl.designs.section import clone_data, eligible
+    from cohort_etl.designs.target_trial import TargetTrial
+
+    data, _ = eligible(tt, rows)
+    clones = clone_data(tt, data)
+    emulation = TargetTrial(clones, tt.options())
+    log_hr: float | None
+    try:  # as run_target_trial: the censoring models fitted once, the Cox on their weights
+        point, coefs = emulation.estimate()
+        log_hr = point.log_hr
+    except NotEstimable:
+        coefs, log_hr = emulation.model_coefficients(np.ones(clones.n)), None
+    frame = emulation.rows.frame(ids=clones.person)
+    frame["weight"] = emulation.weights(coefs=coefs)
+    frame = frame[frame["weight"] > 0].reset_index(drop=True)
+    out = pd.DataFrame({"entry": frame["start"].to_numpy(float),
+                        "time": frame["stop"].to_numpy(float),
+                        "event": frame["event"].to_numpy(float),
+                        "arm": frame["arm"].to_numpy(float),
+                        "weight": frame["weight"].to_numpy(float),
+                        "cluster": frame["id"].to_numpy()})  # fmt: skip
+    return CoxAnalysis("target_trial", "target_trial", out, ["arm"], "arm", label), log_hr
+
+
+def _add_target_trial(
+    site: SiteData, spec: Any, view: RunView, dataset: pd.DataFrame | None
+) -> None:
+    """Export the target-trial estimate if the site's refit of the emulation reproduces
+    the run's hazard ratio (rtol 1e-6); where neither the run nor the refit could
+    estimate it (e.g. no event in one strategy) the site still sends its profile, as a
+    sensitivity analysis does."""
+    if spec.target_trial is None:
+        return
+    if dataset is None:
+        site.not_exported.append({"section": "target_trial", "reason": "no analysis dataset"})
+        return
+    try:
+        a, log_hr = target_trial_analysis(spec.target_trial, dataset,
+                                          target_trial_label(spec.target_trial))  # fmt: skip
+    except CohortEtlError as exc:
+        site.not_exported.append({"section": "target_trial", "reason": f"not rebuilt: {exc}"})
+        return
+    want = view.target_trial_hr
+    if (want is None) != (log_hr is None) or (
+        want is not None
+        and log_hr is not None
+        and not np.isclose(log_hr, np.log(want), rtol=REFIT_RTOL, atol=1e-9)
+    ):
+        site.not_exported.append({"section": "target_trial",
+                                  "reason": "does not reproduce the run's hazard ratio"})  # fmt: skip
+        return
+    site.cox.append(a)
 
 
 def records_from_km_table(table: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -408,6 +481,7 @@ def site_from_study_dir(
                                       "reason": "does not reproduce the run's Cox"})  # fmt: skip
     for s in spec.sensitivity:
         _add_sensitivity(site, s, spec, view, dataset, cutoff, net)
+    _add_target_trial(site, spec, view, dataset)
     for name in view.comparisons:
         site.not_exported.append({"section": f"comparison:{name}", "reason": "no hazard "
                                   "ratio (medians / proportions and a log-rank or chi-square "
