@@ -273,15 +273,16 @@ TT_SECTION: dict[str, Any] = {
 TT_SPEC: dict[str, Any] = {**SENSITIVITY_SPEC, "sensitivity": [], "target_trial": TT_SECTION}
 
 
-def target_trial_site_data(d: pd.DataFrame) -> tuple[SiteData, float | None]:
+def target_trial_site_data(d: pd.DataFrame, **options: Any) -> tuple[SiteData, float | None]:
     """A site's target-trial analysis on the engine's own rows (study_rows, then the
-    emulation's clones, censoring models and weights fitted on the site's persons only),
-    and the site's engine log HR (None: not estimable at the site)."""
+    emulation's clones, censoring models and weights fitted on the site's persons only;
+    ``options`` override the spec's target_trial section), and the site's engine log HR
+    (None: not estimable at the site)."""
     from cohort_etl.engine.study import study_rows
     from cohort_etl.network.study_folder import target_trial_analysis, target_trial_label
     from cohort_etl.studies.spec import StudySpec
 
-    spec = StudySpec.model_validate(TT_SPEC)
+    spec = StudySpec.model_validate({**TT_SPEC, "target_trial": {**TT_SECTION, **options}})
     assert spec.target_trial is not None
     rows = study_rows(spec, d.drop(columns="site"), pd.Timestamp(CUTOFF)).compared
     a, log_hr = target_trial_analysis(spec.target_trial, rows,

@@ -100,13 +100,17 @@ def _sites(split: int | None) -> dict[str, pd.DataFrame]:
 
 
 @pytest.mark.r_oracle
-@pytest.mark.parametrize("split", [None, 12], ids=["3 sites", "12-way split"])
+@pytest.mark.parametrize(
+    ("split", "options"),
+    [(None, {}), (None, {"stabilized": True, "truncate_percentile": 99}), (12, {})],
+    ids=["3 sites", "3 sites, stabilised weights truncated at p99", "12-way split"],
+)
 def test_pooled_target_trial_equals_stratified_weighted_coxph(
-    tmp_path: Path, split: int | None
+    tmp_path: Path, split: int | None, options: dict[str, Any]
 ) -> None:
     site_data, frames, engine = {}, [], {}
     for site, persons in _sites(split).items():
-        sd, log_hr = target_trial_site_data(persons)
+        sd, log_hr = target_trial_site_data(persons, **options)
         site_data[site] = sd
         engine[site] = log_hr
         # the site side writes its clone rows and own weights for the reference
@@ -128,7 +132,7 @@ def test_pooled_target_trial_equals_stratified_weighted_coxph(
     assert tt2["anchor"] == tt1["estimate"] and tt3["anchor"] == tt2["estimate"]
     d2, d3 = tt2["estimate"] - r["coef"], tt3["estimate"] - r["coef"]
     dse2, dse3 = tt2["se"] - r["robust_se"], tt3["se"] - r["robust_se"]
-    print(f"target trial, {len(site_data)} sites ({r['n']} clone rows, {r['persons']} persons): coxph "
+    print(f"target trial, {len(site_data)} sites {options} ({r['n']} clone rows, {r['persons']} persons): coxph "
           f"{r['coef']:+.6f} (robust SE {r['robust_se']:.6f}, naive {r['naive_se']:.6f}); "
           f"pass 1 {d1:+.2e}; pass 2 {d2:+.2e}, robust SE {dse2:+.2e}; pass 3 {d3:+.2e}, "
           f"robust SE {dse3:+.2e}")  # fmt: skip
