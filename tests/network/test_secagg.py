@@ -78,6 +78,8 @@ def test_transcript_holds_no_site_vector_nor_partial_sum(exported: dict[str, Any
         # the clear part: provenance, settings, layout, the site's own effect estimates
         meta = json.loads(body)
         assert set(meta) <= CLEAR_KEYS
+        # the pass block holds only what is the same at every site of the pass
+        assert set(meta["pass"]) <= {"number", "anchors_sha256", "robust_at"}
         comps, vals = exported["plain"][pkg.site_id]
         risk = vals[[c.key for c in comps].index("km|os|treated|n_risk")]
         assert json.dumps([int(x) for x in risk[:6]])[1:-1] not in body.decode()
