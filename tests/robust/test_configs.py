@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bench.bench_configs import CONFIGS, FAST, ROOT, Config, run_config
+from bench.bench_configs import FAST, ROOT, Config, run_config
 
 from cohort_etl.studies.spec import discover, load_spec
 
