@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# the two demo runs, one session instance shared by every folder
+from tests.demo import demo_run, demo_runs  # noqa: F401
+
 from cohort_etl.config import DuckDBProfile, NamedProfile, PostgresProfile
 
 PG_ADMIN = os.environ.get("COHORT_ETL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -1,8 +1,8 @@
 """The CLI round on a real ``cohort-etl run`` folder (slow: reuses the e2e demo run).
 
-One demo run stands for three sites: the same folder exported twice is refused as a
-duplicate run; to pool, each site gets a copy of the folder whose manifest carries a
-site note (so the runs differ in their manifest hash while the data are the same). The
+One demo run stands for three sites: each site gets a copy of the folder whose manifest
+carries a site note (so the runs differ in their manifest hash while the data are the
+same); one copy exported again under a second site id is refused as a duplicate run. The
 pooled results of three identical sites are then the site's own: the profile-pooled log
 HR equals the run's Cox coefficient, the pooled KM at the site's KM times its survival.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tests.e2e.conftest import DemoRun, demo_run, demo_runs  # noqa: F401
+from tests.demo import DemoRun
 
 CLI = [sys.executable, "-m", "cohort_etl.cli"]
 SITES = ("s1", "s2", "s3")
@@ -30,7 +30,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_network_round_on_a_real_study_folder(
-    demo_run: DemoRun,  # noqa: F811
+    demo_run: DemoRun,
     tmp_path: Path,
 ) -> None:
     study = demo_run.out / "hsct_after_cart"
@@ -56,13 +56,6 @@ def test_network_round_on_a_real_study_folder(
         assert p.returncode == 0, p.stderr
         return out
 
-    same = [export(s, study) for s in SITES]
-    pkg_text = (same[0] / "package.json").read_text()
-    for word in ("person_id", "index_date", "death_date", "set_id", "birth"):
-        assert word not in pkg_text, word
-    proc = cli("pool", *map(str, same), "--network", str(net), "--allow-dirty", "--out",
-               str(tmp_path / "x"))  # fmt: skip
-    assert proc.returncode == 5 and "source_manifest_sha256" in proc.stderr, proc.stderr
     pkgs = []
     for s in SITES:
         copy = tmp_path / "runs" / s / "hsct_after_cart"
@@ -71,6 +64,18 @@ def test_network_round_on_a_real_study_folder(
         manifest["site_note"] = s
         (copy / "manifest.json").write_text(json.dumps(manifest, indent=2))
         pkgs.append(export(s, copy))
+    pkg_text = (pkgs[0] / "package.json").read_text()
+    for word in ("person_id", "index_date", "death_date", "set_id", "birth"):
+        assert word not in pkg_text, word
+    # the same run exported under a second site id is refused as a duplicate
+    twin = tmp_path / "pkg" / "s2-twin"
+    p = cli("export", "--study-dir", str(tmp_path / "runs" / "s1" / "hsct_after_cart"),
+            "--site-id", "s2", "--key", str(tmp_path / "keys" / "s2.key.json"),
+            "--network", str(net), "--out", str(twin))  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    proc = cli("pool", str(pkgs[0]), str(twin), str(pkgs[2]), "--network", str(net),
+               "--allow-dirty", "--out", str(tmp_path / "x"))  # fmt: skip
+    assert proc.returncode == 5 and "source_manifest_sha256" in proc.stderr, proc.stderr
     meta = json.loads((pkgs[0] / "package.json").read_text())
     if meta["provenance"]["code_dirty"]:
         proc = cli("pool", *map(str, pkgs), "--network", str(net), "--out", str(tmp_path / "x"))
@@ -109,7 +114,7 @@ def test_network_round_on_a_real_study_folder(
 
 @pytest.mark.slow
 def test_multivariable_cox_of_a_real_study_is_profiled_per_covariate(
-    demo_run: DemoRun,  # noqa: F811
+    demo_run: DemoRun,
     tmp_path: Path,
 ) -> None:
     """Study B's multivariable Cox (no arms): every coefficient is exported as a profile;

@@ -448,6 +448,8 @@ def sandwich_pieces(
     robust SE (``coxph(..., weights = w, cluster = id)``, whose sandwich is
     ``V B V`` with ``V = A^-1``)."""
     t = np.asarray(time, dtype=float)
+    if t.size == 0:  # no rows at the site (no emulation): it adds nothing to the sums
+        return np.zeros(3)
     e = np.asarray(event, dtype=float) > 0
     x = np.asarray(X, dtype=float).reshape(t.shape[0], -1)
     if x.shape[1] != 1:

@@ -194,17 +194,30 @@ def site_estimate(a: CoxAnalysis, points: int) -> dict[str, Any]:
     out: dict[str, Any] = {"coef": None, "se": None, "reason": None}
     if d.weight is not None:
         out["se_kind"] = "person-clustered robust (weights treated as known)"
-    try:
-        fit = CoxPH().fit(d.time, d.event, d.x, strata=d.strata, entry=d.entry,
-                          cluster=d.cluster, weights=d.weight).result_  # fmt: skip
-        se_all = fit.robust_se if fit.robust_se is not None else fit.se
-        coef, se = float(fit.coef[d.j]), float(se_all[d.j])
-        if math.isfinite(coef) and math.isfinite(se) and se > 0 and abs(coef) < 20:
-            out["coef"], out["se"] = coef, se
-        else:
-            out["reason"] = "Cox fit did not converge (e.g. no events in one arm)"
-    except (CohortEtlError, np.linalg.LinAlgError) as exc:
-        out["reason"] = f"Cox fit not estimable: {exc}"
+    n_rows = len(d.time)
+    xj = np.asarray(d.x, dtype=float).reshape(n_rows, -1)[:, d.j] if n_rows else np.zeros(0)
+    ev = np.asarray(d.event, dtype=float) > 0
+    if not n_rows:
+        out["reason"] = "no rows at the site: not estimable"
+    elif (
+        xj.size
+        and np.isin(xj, (0.0, 1.0)).all()
+        and (not ev[xj == 1].any() or not ev[xj == 0].any())
+    ):
+        # a two-level term with no event at one level: the maximum is at infinity
+        out["reason"] = "no events in one arm: not estimable at the site"
+    else:
+        try:
+            fit = CoxPH().fit(d.time, d.event, d.x, strata=d.strata, entry=d.entry,
+                              cluster=d.cluster, weights=d.weight).result_  # fmt: skip
+            se_all = fit.robust_se if fit.robust_se is not None else fit.se
+            coef, se = float(fit.coef[d.j]), float(se_all[d.j])
+            if math.isfinite(coef) and math.isfinite(se) and se > 0 and abs(coef) < 20:
+                out["coef"], out["se"] = coef, se
+            else:
+                out["reason"] = "Cox fit did not converge (e.g. no events in one arm)"
+        except (CohortEtlError, np.linalg.LinAlgError) as exc:
+            out["reason"] = f"Cox fit not estimable: {exc}"
     grid = profile_grid(points)
     block = cox_profile(d.time, d.event, d.x, d.strata, d.j, points, d.entry,
                         weights=d.weight)  # fmt: skip

@@ -191,6 +191,13 @@ def target_trial_analysis(
 
     data, _ = eligible(tt, rows)
     clones = clone_data(tt, data)
+    columns = ["entry", "time", "event", "arm", "weight", "cluster"]
+    if clones.n < 2:
+        # no emulation at the site (fewer than 2 eligible persons): its stratum of the
+        # network's site-stratified weighted Cox holds at most one person, whose
+        # contribution to the partial likelihood, its score and the sandwich is zero
+        empty = pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
+        return CoxAnalysis("target_trial", "target_trial", empty, ["arm"], "arm", label), None
     emulation = TargetTrial(clones, tt.options())
     log_hr: float | None
     try:  # as run_target_trial: the censoring models fitted once, the Cox on their weights
