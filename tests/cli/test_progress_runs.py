@@ -206,6 +206,11 @@ def test_plain_build_prints_one_line_per_model(runs: Runs) -> None:
     assert {status for status, _ in lines.values()} == {"success"}
     per_model = re.findall(r"^\d\d:\d\d:\d\d INFO cohort_etl\.build: model \w+: ", output, re.M)
     assert len(per_model) == len(runs.models_plain), "one line per model, each a log line"
+    # the data-quality findings are printed once each (not by the stage and again at the end)
+    dq = [line[line.index("data quality: ") :] for line in output.splitlines()
+          if "data quality: " in line]  # fmt: skip
+    assert dq, output[-3000:]
+    assert len(dq) == len(set(dq)), dq
 
 
 def test_terminal_build_streams_models_and_a_node_bar(runs: Runs) -> None:

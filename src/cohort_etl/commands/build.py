@@ -40,7 +40,9 @@ def build(
         source_tests=source_tests,
     ).run()
     for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        # the data-quality stage logged its own findings as it ran
+        if not warning.startswith("data quality: "):
+            click.echo(f"warning: {warning}", err=True)
     click.echo(
         f"built {result.count('model')} models, {result.count('test')} data tests, "
         f"{result.count('unit_test')} unit tests into {profile.settings.results_schema} "
