@@ -51,3 +51,28 @@ def test_ddl_types_follow_spec() -> None:
     sql = create_table_sql("person", "cdm", "postgres")
     assert "person_id BIGINT NOT NULL" in sql
     assert "gender_source_value VARCHAR(50)" in sql
+
+
+def test_profile_before_the_subcommand_is_used_and_the_subcommand_s_own_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cohort-etl --profile b synth` writes into profile b's file; a --profile after the
+    subcommand wins over the one before it."""
+    from cohort_etl.cli import run_cli
+
+    profiles = write(
+        tmp_path,
+        f"default: a\nprofiles:\n  a: {{type: duckdb, path: '{tmp_path / 'a.duckdb'}'}}\n"
+        f"  b: {{type: duckdb, path: '{tmp_path / 'b.duckdb'}'}}\n",
+    )
+    monkeypatch.setenv("COHORT_ETL_PROFILES", str(profiles))
+    monkeypatch.delenv("COHORT_ETL_PROFILE", raising=False)
+    small = ["synth", "--persons", "200", "--cart-patients", "10", "--seed", "4"]
+    run_cli(["-q", "--profile", "b", *small])
+    assert (tmp_path / "b.duckdb").is_file() and not (tmp_path / "a.duckdb").exists()
+    run_cli(["-q", "--profile", "b", *small, "--profile", "a"])
+    assert (tmp_path / "a.duckdb").is_file()
+    with pytest.raises(SystemExit) as stopped:
+        run_cli(["-q", "--profile", "nope", "check"])
+    assert stopped.value.code == ConfigError.exit_code
+    assert "unknown profile 'nope'; defined profiles: a, b" in capsys.readouterr().err

@@ -56,8 +56,15 @@ class LazyGroup(click.Group):
     help="Debug lines of cohort-etl itself (other libraries stay at warnings).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.option(
+    "--profile",
+    "profile_name",
+    default=None,
+    metavar="NAME",
+    help="Connection profile for the subcommand (as its own --profile, which wins).",
+)
 @click.pass_context
-def main(ctx: click.Context, verbose: bool, quiet: bool) -> None:
+def main(ctx: click.Context, verbose: bool, quiet: bool, profile_name: str | None) -> None:
     """cohort-etl: OMOP CDM -> ALL CAR-T treatment-line cohorts -> matched outcomes."""
     from cohort_etl.progress import configure_output
 
@@ -72,6 +79,7 @@ def main(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose
     ctx.obj["quiet"] = quiet
+    ctx.obj["profile"] = profile_name
 
 
 def run_cli(argv: list[str] | None = None) -> Any:
