@@ -39,7 +39,8 @@ $(SPARK_STAMP): $(STAMP)
 test: $(SPARK_STAMP) ## Run every test (pytest + dbt tests) on DuckDB, the local PostgreSQL and a local Spark
 	@# R, Chromium, Java, PostgreSQL: installed here when root with apt-get, else listed
 	@bash .ci/install-system-deps --if-able
-	$(BIN)/python -m pytest -m "not spark"
+	@# two workers, whole files per worker (module fixtures built once); dbt builds take a lock
+	$(BIN)/python -m pytest -m "not spark" -n 2 --dist loadfile
 	@# Spark's Hive metastore (Derby) admits one process: its tests run as a step of their own
 	COHORT_ETL_TEST_SPARK=required $(BIN)/python -m pytest -m spark
 

@@ -42,11 +42,15 @@ class BuiltCdm:
     checksums_before: dict[str, tuple[int, str]]
 
 
-def generate_and_build(profile: NamedProfile, seed: int, persons: int, **sizes: int) -> BuiltCdm:
+def generate_and_build(
+    profile: NamedProfile, seed: int, persons: int, replace: bool = False, **sizes: int
+) -> BuiltCdm:
+    """``replace``: the profile's CDM schema may hold an earlier test's CDM (the session's
+    one PostgreSQL database is shared by the test files a worker runs, in any order)."""
     from cohort_etl.synthetic.generator import generate
     from cohort_etl.synthetic.params import SynthParams
 
-    generate(SynthParams(seed=seed, persons=persons, **sizes), profile)
+    generate(SynthParams(seed=seed, persons=persons, **sizes), profile, replace=replace)
     with connected(profile) as db:
         before = cdm_checksums(db, profile.settings.cdm_schema)
     result = DbtBuild(profile, threads=4).run()

@@ -45,7 +45,7 @@ def postgres_seed1(pg_database: str) -> BuiltCdm:
     profile = NamedProfile(
         name="pg-seed1", settings=PostgresProfile(type="postgres", url=pg_database)
     )
-    return generate_and_build(profile, seed=1, persons=2_000)
+    return generate_and_build(profile, seed=1, persons=2_000, replace=True)
 
 
 @pytest.mark.postgres
