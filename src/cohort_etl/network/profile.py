@@ -448,17 +448,15 @@ def sandwich_pieces(
     robust SE (``coxph(..., weights = w, cluster = id)``, whose sandwich is
     ``V B V`` with ``V = A^-1``)."""
     t = np.asarray(time, dtype=float)
-    if t.size == 0:  # no rows at the site (no emulation): it adds nothing to the sums
-        return np.zeros(3)
     e = np.asarray(event, dtype=float) > 0
+    if not e.any():  # no event (or no rows: no emulation at the site): adds nothing
+        return np.zeros(3)
     x = np.asarray(X, dtype=float).reshape(t.shape[0], -1)
     if x.shape[1] != 1:
         raise InputDataError(f"sandwich pieces: one coefficient, got {x.shape[1]} columns")
     w = np.ones(t.shape[0]) if weights is None else np.asarray(weights, dtype=float)
     if not np.all(np.isfinite(w) & (w > 0)):
         raise InputDataError("sandwich pieces: weights must be finite and > 0 (drop 0 rows)")
-    if not e.any():
-        return np.zeros(3)
     start = None if entry is None else np.asarray(entry, dtype=float)
     if strata is None:
         codes = np.zeros(t.shape[0], dtype=np.int64)

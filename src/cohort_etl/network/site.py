@@ -194,16 +194,10 @@ def site_estimate(a: CoxAnalysis, points: int) -> dict[str, Any]:
     out: dict[str, Any] = {"coef": None, "se": None, "reason": None}
     if d.weight is not None:
         out["se_kind"] = "person-clustered robust (weights treated as known)"
-    n_rows = len(d.time)
-    xj = np.asarray(d.x, dtype=float).reshape(n_rows, -1)[:, d.j] if n_rows else np.zeros(0)
-    ev = np.asarray(d.event, dtype=float) > 0
-    if not n_rows:
+    xj, ev = d.x[:, d.j], d.event > 0
+    if not len(d.time):
         out["reason"] = "no rows at the site: not estimable"
-    elif (
-        xj.size
-        and np.isin(xj, (0.0, 1.0)).all()
-        and (not ev[xj == 1].any() or not ev[xj == 0].any())
-    ):
+    elif np.isin(xj, (0.0, 1.0)).all() and not (ev[xj == 1].any() and ev[xj == 0].any()):
         # a two-level term with no event at one level: the maximum is at infinity
         out["reason"] = "no events in one arm: not estimable at the site"
     else:
